@@ -1,0 +1,1 @@
+"""FlashSale: a flash-sale web shop on aiohttp, MySQL and Redis."""

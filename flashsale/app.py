@@ -1,0 +1,58 @@
+"""The app factory: one web.Application for run.py and the tests alike."""
+from __future__ import annotations
+
+import hashlib
+import logging
+
+import aiohttp_jinja2
+import aiohttp_session
+import jinja2
+from aiohttp import web
+from aiohttp_session.cookie_storage import EncryptedCookieStorage
+
+from flashsale import templating
+from flashsale.appkeys import CTX, SETTINGS
+from flashsale.context import open_context
+from flashsale.csrf import csrf_middleware
+from flashsale.middlewares import error_middleware
+from flashsale.routes import setup_routes
+from flashsale.settings import ROOT, Settings
+
+log = logging.getLogger(__name__)
+
+
+def session_storage(settings: Settings) -> EncryptedCookieStorage:
+    # the cookie key is derived from the secret, so every worker decrypts every cookie
+    key = hashlib.sha256(b"flashsale-session:" + settings.secret_key.encode()).digest()
+    return EncryptedCookieStorage(
+        key, cookie_name="fs_session", httponly=True, samesite="Lax",
+        secure=settings.cookie_secure or None, max_age=settings.session_max_age_s,
+    )
+
+
+async def context_ctx(app: web.Application):
+    async with open_context(app[SETTINGS]) as ctx:
+        app[CTX] = ctx
+        yield
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[
+            aiohttp_session.session_middleware(session_storage(settings)),
+            error_middleware,
+            csrf_middleware,
+        ],
+    )
+    app[SETTINGS] = settings
+    aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(str(ROOT / "templates")),
+        autoescape=jinja2.select_autoescape(["html"]),
+        context_processors=[templating.page_context],
+    )
+    templating.add_filters(aiohttp_jinja2.get_env(app))
+    app.cleanup_ctx.append(context_ctx)
+    setup_routes(app)
+    return app

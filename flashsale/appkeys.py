@@ -1,0 +1,17 @@
+"""Typed keys for the objects shared on the app and on each request."""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp import web
+
+from flashsale.context import Context
+from flashsale.settings import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+CTX = web.AppKey("ctx", Context)  # the pool, Redis, key names, hasher, mailer
+BACKGROUND = web.AppKey("background", list[asyncio.Task])
+
+REQUEST_ID = web.RequestKey("request_id", str)
+USER = web.RequestKey("user", Any)  # flashsale.auth.CurrentUser or None

@@ -1,0 +1,53 @@
+"""The shared resources a service needs, opened once per process (by the app or a command)."""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from asyncmy.pool import Pool
+from redis.asyncio import Redis
+
+from flashsale import db
+from flashsale.mailer import LogMailer
+from flashsale.passwords import Cost, Hasher
+from flashsale.redis_keys import Keys
+from flashsale.settings import Settings
+
+
+@dataclass
+class Context:
+    settings: Settings
+    db: Pool
+    redis: Redis
+    keys: Keys
+    hasher: Hasher
+    mailer: Any = field(default_factory=LogMailer)
+    # per-process parts that later subsystems attach (scripts, sold-out flags, metrics)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def open_redis(settings: Settings) -> Redis:
+    return Redis.from_url(settings.redis_url, decode_responses=True,
+                          socket_connect_timeout=2, socket_timeout=5, health_check_interval=30)
+
+
+@contextlib.asynccontextmanager
+async def open_context(settings: Settings) -> AsyncIterator[Context]:
+    """Open the pool, Redis and the hasher; close only what was opened."""
+    pool = await db.create_pool(settings)
+    try:
+        redis = open_redis(settings)
+        try:
+            hasher = Hasher(Cost(settings.scrypt_n, settings.scrypt_r, settings.scrypt_p),
+                            settings.hash_threads)
+            try:
+                yield Context(settings=settings, db=pool, redis=redis,
+                              keys=Keys(settings.redis_prefix), hasher=hasher)
+            finally:
+                hasher.close()
+        finally:
+            await redis.aclose()
+    finally:
+        await db.close_pool(pool)

@@ -1,0 +1,42 @@
+"""CSRF: state-changing requests of a logged-in session (and every page form) carry its token."""
+from __future__ import annotations
+
+import hmac
+
+from aiohttp import web
+from aiohttp_session import get_session
+
+from flashsale.auth import current_user
+from flashsale.errors import CsrfFailed
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# these work without a session; requiring a JSON body keeps a cross-site HTML form from
+# reaching them (a form cannot send application/json)
+JSON_ONLY_PATHS = frozenset({
+    "/api/auth/login", "/api/auth/register", "/api/auth/reset-request", "/api/auth/reset",
+})
+FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
+
+
+@web.middleware
+async def csrf_middleware(request: web.Request, handler):
+    if request.method in SAFE_METHODS:
+        return await handler(request)
+    if request.path in JSON_ONLY_PATHS:
+        if request.content_type != "application/json":
+            raise CsrfFailed("Send this request as application/json.")
+        return await handler(request)
+    if request.path.startswith("/api/"):
+        # an anonymous API call has nothing to protect; the handler answers 401 where needed
+        if await current_user(request) is None:
+            return await handler(request)
+    session = await get_session(request)
+    expected = session.get("csrf")
+    given = request.headers.get("X-CSRF-Token")
+    if given is None and request.content_type in FORM_TYPES:
+        form = await request.post()
+        value = form.get("csrf_token")
+        given = value if isinstance(value, str) else None
+    if not expected or not given or not hmac.compare_digest(expected.encode(), given.encode()):
+        raise CsrfFailed()
+    return await handler(request)

@@ -1,0 +1,106 @@
+"""JSON through orjson: the contract's envelope, money as "19.90", times as ISO 8601 UTC with Z."""
+from __future__ import annotations
+
+import datetime as dt
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+CENTS = Decimal("0.01")
+UTC = dt.timezone.utc
+
+
+def money(value: Decimal | int | str | None) -> str | None:
+    """A decimal string with two places; None stays None."""
+    if value is None:
+        return None
+    return str(Decimal(value).quantize(CENTS, rounding=ROUND_HALF_UP))
+
+
+def parse_money(raw: Any) -> Decimal | None:
+    """Parse a non-negative amount with at most two decimals; None when it is not one."""
+    if isinstance(raw, bool) or raw is None:
+        return None
+    try:
+        value = Decimal(str(raw).strip())
+    except (InvalidOperation, ValueError):
+        return None
+    if not value.is_finite() or value < 0 or value != value.quantize(CENTS) or value >= Decimal("100000000"):
+        return None
+    return value.quantize(CENTS)
+
+
+def iso(value: dt.datetime | None) -> str | None:
+    """`2026-11-24T12:00:00.000Z`; naive datetimes from MySQL are UTC."""
+    if value is None:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def parse_time(raw: Any) -> dt.datetime | None:
+    """Parse ISO 8601 with any offset (or Z) into a naive UTC datetime; None when invalid."""
+    if not isinstance(raw, str) or not raw.strip():
+        return None
+    text = raw.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+def utcnow() -> dt.datetime:
+    """Naive UTC now, millisecond precision, as stored in DATETIME(3)."""
+    now = dt.datetime.now(UTC).replace(tzinfo=None)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, Decimal):
+        return money(obj)
+    if isinstance(obj, dt.datetime):
+        return iso(obj)
+    if isinstance(obj, dt.date):
+        return obj.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def dumps(obj: Any) -> bytes:
+    return orjson.dumps(obj, default=_default, option=orjson.OPT_PASSTHROUGH_DATETIME)
+
+
+def envelope(data: Any = None, *, status: int = 200, msg: str = "ok",
+             headers: dict[str, str] | None = None) -> web.Response:
+    body = dumps({"code": status, "msg": msg, "data": data})
+    return web.Response(body=body, status=status, content_type="application/json", headers=headers)
+
+
+async def read_json(request: web.Request) -> dict[str, Any]:
+    """The request's JSON object body; a form body is accepted too (pages post forms)."""
+    from flashsale.errors import Validation
+
+    if request.content_type == "application/json":
+        raw = await request.read()
+        if not raw:
+            return {}
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise Validation({"body": "Not valid JSON."}) from None
+        if not isinstance(body, dict):
+            raise Validation({"body": "Expected a JSON object."})
+        return body
+    if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        form = await request.post()
+        return {k: v for k, v in form.items() if isinstance(v, str)}
+    if not request.body_exists:
+        return {}
+    raise Validation({"body": "Send application/json."})

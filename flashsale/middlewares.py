@@ -1,0 +1,85 @@
+"""The error middleware: every failure becomes the contract's envelope or a friendly page."""
+from __future__ import annotations
+
+import logging
+import uuid
+from urllib.parse import quote
+
+import aiohttp_jinja2
+from aiohttp import web
+from asyncmy.errors import OperationalError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from flashsale.appkeys import REQUEST_ID
+from flashsale.errors import Refusal, Unauthenticated
+from flashsale.jsonio import envelope
+
+log = logging.getLogger("flashsale.errors")
+
+# aiohttp's own HTTP errors, named as the contract names them
+# MySQL or Redis out of reach: 503, never a 500 with internals
+UNAVAILABLE_ERRORS = (OperationalError, RedisConnectionError, RedisTimeoutError, OSError)
+
+HTTP_REASONS = {
+    400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
+    405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type",
+    429: "rate_limited", 503: "unavailable",
+}
+HTTP_MESSAGES = {
+    404: "Not found.", 405: "Method not allowed.", 413: "The request body is too large.",
+}
+
+
+def wants_json(request: web.Request) -> bool:
+    return request.path.startswith("/api/")
+
+
+def error_page(request: web.Request, status: int, message: str,
+               headers: dict[str, str] | None = None) -> web.Response:
+    template = "errors/404.html" if status == 404 else "errors/error.html"
+    response = aiohttp_jinja2.render_template(
+        template, request, {"status": status, "message": message, "request_id": request.get(REQUEST_ID)},
+        status=status)
+    if headers:
+        response.headers.update(headers)
+    return response
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler):
+    request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex[:16]
+    request[REQUEST_ID] = request_id
+    try:
+        return await handler(request)
+    except Refusal as exc:
+        if wants_json(request):
+            return envelope({"reason": exc.reason, **exc.data}, status=exc.status,
+                            msg=exc.message, headers=exc.headers or None)
+        if isinstance(exc, Unauthenticated) and request.method == "GET":
+            raise web.HTTPSeeOther(f"/login?next={quote(request.path_qs)}") from None
+        return error_page(request, exc.status, exc.message, exc.headers)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        reason = HTTP_REASONS.get(exc.status, "error")
+        message = HTTP_MESSAGES.get(exc.status, exc.reason)
+        if wants_json(request):
+            headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
+            return envelope({"reason": reason}, status=exc.status, msg=message, headers=headers or None)
+        return error_page(request, exc.status, message)
+    except ConnectionResetError:
+        raise
+    except UNAVAILABLE_ERRORS:
+        log.warning("backend unavailable in %s %s [request %s]", request.method, request.path,
+                    request_id, exc_info=True)
+        message = "The service is briefly unavailable; try again."
+        if wants_json(request):
+            return envelope({"reason": "unavailable"}, status=503, msg=message, headers={"Retry-After": "1"})
+        return error_page(request, 503, message)
+    except Exception:
+        log.exception("unhandled error in %s %s [request %s]", request.method, request.path, request_id)
+        message = f"Something went wrong on our side (request {request_id})."
+        if wants_json(request):
+            return envelope({"reason": "internal", "request_id": request_id}, status=500, msg=message)
+        return error_page(request, 500, message)

@@ -1,0 +1,66 @@
+"""Every Redis key name. A sale's keys share one hash tag so its Lua script touches one slot."""
+from __future__ import annotations
+
+
+class Keys:
+    """Key names under a prefix (empty in production; tests and the bench use their own)."""
+
+    def __init__(self, prefix: str = ""):
+        self.prefix = prefix
+
+    # accounts
+    def user_auth(self, user_id: int) -> str:
+        """hash: epoch, role, active — checked on each request instead of MySQL."""
+        return f"{self.prefix}u:{{{user_id}}}:auth"
+
+    def login_fail_user(self, username: str) -> str:
+        return f"{self.prefix}rl:login:u:{username.lower()}"
+
+    def login_fail_ip(self, ip: str) -> str:
+        return f"{self.prefix}rl:login:ip:{ip}"
+
+    def reset_request_ip(self, ip: str) -> str:
+        return f"{self.prefix}rl:reset:ip:{ip}"
+
+    def rate(self, name: str, subject: str | int) -> str:
+        """A generic fixed-window counter, e.g. rate('purchase', user_id)."""
+        return f"{self.prefix}rl:{name}:{subject}"
+
+    # flash sales: everything of sale N under the tag {sale:N}
+    def sale_tag(self, sale_id: int) -> str:
+        return f"{self.prefix}fs:{{sale:{sale_id}}}"
+
+    def sale_stock(self, sale_id: int) -> str:
+        return self.sale_tag(sale_id) + ":stock"
+
+    def sale_buyers(self, sale_id: int) -> str:
+        return self.sale_tag(sale_id) + ":buyers"
+
+    def sale_window(self, sale_id: int) -> str:
+        return self.sale_tag(sale_id) + ":window"
+
+    def sale_stream(self, sale_id: int) -> str:
+        return self.sale_tag(sale_id) + ":stream"
+
+    def sale_results(self, sale_id: int) -> str:
+        return self.sale_tag(sale_id) + ":results"
+
+    def sale_user_request(self, sale_id: int) -> str:
+        return self.sale_tag(sale_id) + ":user_req"
+
+    def sale_dead(self, sale_id: int) -> str:
+        return self.sale_tag(sale_id) + ":dead"
+
+    def sale_rebuild_lock(self, sale_id: int) -> str:
+        return self.sale_tag(sale_id) + ":rebuild_lock"
+
+    def active_sales(self) -> str:
+        """set of sale ids whose streams consumers follow."""
+        return f"{self.prefix}fs:active"
+
+    def stock_channel(self) -> str:
+        """pub/sub channel: a sale's stock came back, clear local sold-out flags."""
+        return f"{self.prefix}fs:stock_returned"
+
+    def consumer_group(self) -> str:
+        return "orders"

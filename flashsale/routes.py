@@ -1,0 +1,23 @@
+"""Every route of the app, gathered from the view modules in one place."""
+from __future__ import annotations
+
+from aiohttp import web
+
+from flashsale.settings import ROOT
+from flashsale.views.api import accounts as api_accounts
+from flashsale.views.api import system as api_system
+from flashsale.views.pages import accounts as page_accounts
+from flashsale.views.pages import home as page_home
+
+ROUTE_TABLES = [
+    api_system.routes,
+    api_accounts.routes,
+    page_accounts.routes,
+    page_home.routes,
+]
+
+
+def setup_routes(app: web.Application) -> None:
+    for table in ROUTE_TABLES:
+        app.router.add_routes(table)
+    app.router.add_static("/static", ROOT / "static", name="static", append_version=False)

@@ -1,0 +1,299 @@
+"""Accounts: register, log in, change and reset passwords, roles and bans."""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import secrets
+from typing import Any
+
+from asyncmy.errors import IntegrityError
+
+from flashsale import db, ratelimit
+from flashsale.auth import cache_auth_state
+from flashsale.context import Context
+from flashsale.errors import (
+    Banned, BadCredentials, EmailTaken, InvalidToken, NotFound, PhoneTaken, UsernameTaken,
+    WrongOldPassword,
+)
+from flashsale.passwords import needs_rehash
+from flashsale.validate import EMAIL, PHONE, USERNAME, Fields
+
+log = logging.getLogger(__name__)
+
+USER_COLUMNS = "id, username, role, email, phone, is_active, session_epoch, created_at"
+
+# -> lastrowid; 1062 on uq_users_username / uq_users_email / uq_users_phone
+INSERT_USER = """
+INSERT INTO users (username, email, phone, password_hash, role)
+VALUES (%s, %s, %s, %s, %s)"""
+# -> one user row with its hash, or None
+USER_FOR_LOGIN = f"SELECT {USER_COLUMNS}, password_hash FROM users WHERE username = %s"
+# -> one user row, or None
+USER_BY_ID = f"SELECT {USER_COLUMNS} FROM users WHERE id = %s"
+USER_WITH_HASH_BY_ID = f"SELECT {USER_COLUMNS}, password_hash FROM users WHERE id = %s"
+# -> one user row, or None
+USER_BY_NAME_OR_EMAIL = f"SELECT {USER_COLUMNS} FROM users WHERE username = %s OR email = %s LIMIT 1"
+# 1: re-hashed with the current cost (only if the hash is still the one we verified)
+REHASH = "UPDATE users SET password_hash = %s WHERE id = %s AND password_hash = %s"
+# 1: new password set and every session of the user ended
+SET_PASSWORD = """
+UPDATE users SET password_hash = %s, session_epoch = session_epoch + 1 WHERE id = %s"""
+# -> the new epoch inside the same transaction
+EPOCH_OF = "SELECT session_epoch, role, is_active FROM users WHERE id = %s"
+INSERT_RESET = "INSERT INTO password_resets (user_id, token_hash, expires_at) VALUES (%s, %s, %s)"
+# 1: the token was unused and fresh, and is now used (one winner when two race)
+USE_RESET = """
+UPDATE password_resets SET used_at = UTC_TIMESTAMP(3)
+ WHERE token_hash = %s AND used_at IS NULL AND expires_at > UTC_TIMESTAMP(3)"""
+# -> the token's user
+RESET_USER = "SELECT user_id FROM password_resets WHERE token_hash = %s"
+# 1: changed; role/active changes bump the epoch so that the change reaches live sessions
+UPDATE_PROFILE = """
+UPDATE users SET role = %s, is_active = %s, email = %s, phone = %s,
+       session_epoch = session_epoch + IF(role <> %s OR is_active <> %s, 1, 0)
+ WHERE id = %s"""
+# -> number of admins that may log in
+ACTIVE_ADMINS = "SELECT COUNT(*) FROM users WHERE role = 'admin' AND is_active = 1"
+USER_ORDER_COUNT = "SELECT COUNT(*) FROM orders WHERE user_id = %s"
+DELETE_USER = "DELETE FROM users WHERE id = %s"
+# -> page of users matching a username/email/phone prefix
+SEARCH_USERS = f"""
+SELECT {USER_COLUMNS} FROM users
+ WHERE (%s = '' OR username LIKE %s OR email LIKE %s OR phone LIKE %s)
+ ORDER BY id DESC LIMIT %s OFFSET %s"""
+COUNT_USERS = """
+SELECT COUNT(*) FROM users
+ WHERE (%s = '' OR username LIKE %s OR email LIKE %s OR phone LIKE %s)"""
+
+ROLES = frozenset({"user", "admin"})
+
+
+def user_json(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"], "username": row["username"], "role": row["role"],
+        "email": row["email"], "phone": row["phone"], "created_at": row["created_at"],
+    }
+
+
+def admin_user_json(row: dict[str, Any]) -> dict[str, Any]:
+    return {**user_json(row), "is_active": bool(row["is_active"])}
+
+
+def _check_password(fields: Fields, name: str) -> str | None:
+    raw = fields.body.get(name)
+    if not isinstance(raw, str) or not raw:
+        fields.error(name, "This field is required.")
+        return None
+    if not 8 <= len(raw) <= 128:
+        fields.error(name, "Must be 8 to 128 characters.")
+        return None
+    return raw
+
+
+def _contact(fields: Fields) -> tuple[str | None, str | None]:
+    email = fields.text("email", max_len=254, required=False)
+    phone = fields.text("phone", max_len=32, required=False)
+    if email is not None and not EMAIL.match(email):
+        fields.error("email", "Not a valid email address.")
+    if phone is not None and not PHONE.match(phone):
+        fields.error("phone", "Not a valid phone number.")
+    if phone is not None:
+        phone = phone.replace(" ", "").replace("-", "")
+    return (email.lower() if email else None), phone
+
+
+def _duplicate(exc: IntegrityError) -> Exception:
+    text = str(exc.args[1] if len(exc.args) > 1 else exc)
+    if "uq_users_email" in text:
+        return EmailTaken()
+    if "uq_users_phone" in text:
+        return PhoneTaken()
+    if "uq_users_username" in text:
+        return UsernameTaken()
+    return exc
+
+
+async def register(ctx: Context, body: dict[str, Any], *, role: str = "user",
+                   require_contact: bool = True) -> dict[str, Any]:
+    """Create an account; refusals name the first field that is already taken."""
+    fields = Fields(body)
+    username = fields.text("username", min_len=3, max_len=32)
+    if username is not None and not USERNAME.match(username):
+        fields.error("username", "Use 3 to 32 letters, digits or underscores.")
+    password = _check_password(fields, "password")
+    email, phone = _contact(fields)
+    if require_contact and email is None and phone is None and "email" not in fields.errors and "phone" not in fields.errors:
+        fields.error("email", "Give an email address or a phone number.")
+    fields.check()
+    password_hash = await ctx.hasher.hash(password)
+    try:
+        async with db.transaction(ctx.db) as cur:
+            await cur.execute(INSERT_USER, (username, email, phone, password_hash, role))
+            user_id = cur.lastrowid
+            await cur.execute(USER_BY_ID, (user_id,))
+            row = await cur.fetchone()
+    except IntegrityError as exc:
+        if exc.args and exc.args[0] == 1062:
+            raise _duplicate(exc) from None
+        raise
+    return user_json(row)
+
+
+async def authenticate(ctx: Context, body: dict[str, Any], ip: str) -> dict[str, Any]:
+    """Check a username and password; only failures count toward the rate limits."""
+    username = body.get("username")
+    password = body.get("password")
+    if not isinstance(username, str) or not isinstance(password, str) or not username or not password:
+        fields = Fields(body)
+        fields.text("username", max_len=64)
+        fields.text("password", max_len=128)
+        fields.check()
+    s, keys = ctx.settings, ctx.keys
+    counters = [keys.login_fail_user(username[:64]), keys.login_fail_ip(ip)]
+    await ratelimit.ensure_below(ctx.redis, [(counters[0], s.login_fail_limit),
+                                             (counters[1], s.login_fail_ip_limit)])
+    row = await db.fetch_one(ctx.db, USER_FOR_LOGIN, (username[:64],)) if len(password) <= 128 else None
+    stored = row["password_hash"] if row else None
+    if not await ctx.hasher.verify(password[:128], stored):
+        await ratelimit.count(ctx.redis, counters, s.login_fail_window_s)
+        raise BadCredentials()
+    if not row["is_active"]:
+        raise Banned()
+    await ratelimit.clear(ctx.redis, counters[:1])
+    if needs_rehash(stored, ctx.hasher.cost):
+        await db.execute(ctx.db, REHASH, (await ctx.hasher.hash(password), row["id"], stored))
+    await cache_auth_state(ctx, row["id"], row["session_epoch"], row["role"], True)
+    return row
+
+
+async def get_user(ctx: Context, user_id: int) -> dict[str, Any]:
+    row = await db.fetch_one(ctx.db, USER_BY_ID, (user_id,))
+    if row is None:
+        raise NotFound()
+    return row
+
+
+async def _set_password(ctx: Context, user_id: int, new_password: str) -> int:
+    """Store the new hash and end every session of the user; returns the new epoch."""
+    password_hash = await ctx.hasher.hash(new_password)
+    async with db.transaction(ctx.db) as cur:
+        await cur.execute(SET_PASSWORD, (password_hash, user_id))
+        await cur.execute(EPOCH_OF, (user_id,))
+        row = await cur.fetchone()
+    await cache_auth_state(ctx, user_id, row["session_epoch"], row["role"], bool(row["is_active"]))
+    return row["session_epoch"]
+
+
+async def change_password(ctx: Context, user_id: int, body: dict[str, Any]) -> int:
+    """Check the old password, set the new one; returns the epoch the caller's session keeps."""
+    fields = Fields(body)
+    old = body.get("old_password")
+    if not isinstance(old, str) or not old:
+        fields.error("old_password", "This field is required.")
+    new = _check_password(fields, "new_password")
+    fields.check()
+    row = await db.fetch_one(ctx.db, USER_WITH_HASH_BY_ID, (user_id,))
+    if row is None or not await ctx.hasher.verify(old[:128], row["password_hash"]):
+        raise WrongOldPassword()
+    return await _set_password(ctx, user_id, new)
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def request_reset(ctx: Context, body: dict[str, Any], ip: str, link_base: str) -> None:
+    """Mail a one-time link when the account exists; the caller answers 202 either way."""
+    ident = body.get("username") or body.get("email")
+    await ratelimit.hit(ctx.redis, ctx.keys.reset_request_ip(ip), limit=10, window_s=3600)
+    if not isinstance(ident, str) or not ident.strip() or len(ident) > 254:
+        return
+    ident = ident.strip()
+    row = await db.fetch_one(ctx.db, USER_BY_NAME_OR_EMAIL, (ident, ident.lower()))
+    if row is None or not row["is_active"]:
+        return
+    token = secrets.token_urlsafe(32)
+    expires = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) + dt.timedelta(seconds=ctx.settings.reset_token_ttl_s)
+    await db.execute(ctx.db, INSERT_RESET, (row["id"], _token_hash(token), expires))
+    link = f"{link_base}/password/reset?token={token}"
+    await ctx.mailer.send(row["email"] or row["username"], "Reset your FlashSale password",
+                          f"Hello {row['username']},\n\nOpen this link within "
+                          f"{ctx.settings.reset_token_ttl_s // 60} minutes to choose a new password:\n{link}\n")
+
+
+async def reset_password(ctx: Context, body: dict[str, Any]) -> None:
+    """Use a reset token once; the new password ends every session of the user."""
+    fields = Fields(body)
+    token = fields.text("token", max_len=200)
+    new = _check_password(fields, "new_password")
+    if "token" in fields.errors:
+        raise InvalidToken()
+    fields.check()
+    digest = _token_hash(token)
+    async with db.transaction(ctx.db) as cur:
+        if await cur.execute(USE_RESET, (digest,)) != 1:
+            raise InvalidToken()
+        await cur.execute(RESET_USER, (digest,))
+        user_id = (await cur.fetchone())["user_id"]
+    await _set_password(ctx, user_id, new)
+
+
+async def list_users(ctx: Context, q: str, page: int, per_page: int) -> tuple[list[dict], int]:
+    like = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    args = (q, like, like, like)
+    rows = await db.fetch_all(ctx.db, SEARCH_USERS, args + (per_page, (page - 1) * per_page))
+    total = await db.fetch_value(ctx.db, COUNT_USERS, args)
+    return [admin_user_json(r) for r in rows], int(total)
+
+
+async def update_user(ctx: Context, actor_id: int, user_id: int, body: dict[str, Any]) -> dict[str, Any]:
+    """Admin edit of role, ban flag and contact; a ban or role change ends the user's sessions."""
+    from flashsale.errors import LastAdmin, Self
+
+    current = await get_user(ctx, user_id)
+    fields = Fields(body)
+    role = fields.choice("role", ROLES, required=False, default=current["role"])
+    active = fields.boolean("is_active", default=bool(current["is_active"]))
+    email, phone = current["email"], current["phone"]
+    if "email" in body or "phone" in body:
+        new_email, new_phone = _contact(fields)
+        email = new_email if "email" in body else email
+        phone = new_phone if "phone" in body else phone
+    fields.check()
+    if user_id == actor_id and (role != current["role"] or not active):
+        raise Self()
+    losing_admin = current["role"] == "admin" and current["is_active"] and (role != "admin" or not active)
+    try:
+        async with db.transaction(ctx.db) as cur:
+            if losing_admin:
+                await cur.execute(ACTIVE_ADMINS + " FOR UPDATE")
+                if (await cur.fetchone())["COUNT(*)"] <= 1:
+                    raise LastAdmin()
+            await cur.execute(UPDATE_PROFILE, (role, int(active), email, phone, role, int(active), user_id))
+            await cur.execute(USER_BY_ID, (user_id,))
+            row = await cur.fetchone()
+    except IntegrityError as exc:
+        if exc.args and exc.args[0] == 1062:
+            raise _duplicate(exc) from None
+        raise
+    await cache_auth_state(ctx, user_id, row["session_epoch"], row["role"], bool(row["is_active"]))
+    return admin_user_json(row)
+
+
+async def delete_user(ctx: Context, actor_id: int, user_id: int) -> None:
+    from flashsale.errors import HasOrders, LastAdmin, Self
+
+    if user_id == actor_id:
+        raise Self()
+    current = await get_user(ctx, user_id)
+    async with db.transaction(ctx.db) as cur:
+        await cur.execute(USER_ORDER_COUNT, (user_id,))
+        if (await cur.fetchone())["COUNT(*)"]:
+            raise HasOrders()
+        if current["role"] == "admin" and current["is_active"]:
+            await cur.execute(ACTIVE_ADMINS + " FOR UPDATE")
+            if (await cur.fetchone())["COUNT(*)"] <= 1:
+                raise LastAdmin()
+        await cur.execute(DELETE_USER, (user_id,))
+    await ctx.redis.delete(ctx.keys.user_auth(user_id))

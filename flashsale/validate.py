@@ -1,0 +1,98 @@
+"""Field checks shared by services: each returns the clean value or records an error."""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+USERNAME = re.compile(r"^[A-Za-z0-9_]{3,32}$")
+EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
+PHONE = re.compile(r"^\+?[0-9][0-9 \-]{4,19}$")
+
+
+class Fields:
+    """Collects field errors; `check()` raises one Validation with all of them."""
+
+    def __init__(self, body: dict[str, Any]):
+        self.body = body
+        self.errors: dict[str, str] = {}
+
+    def text(self, name: str, *, min_len: int = 1, max_len: int = 255, required: bool = True,
+             default: str | None = None) -> str | None:
+        raw = self.body.get(name)
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            if required:
+                self.errors[name] = "This field is required."
+            return default
+        if not isinstance(raw, str):
+            self.errors[name] = "Must be text."
+            return default
+        value = raw.strip()
+        if not min_len <= len(value) <= max_len:
+            self.errors[name] = f"Must be {min_len} to {max_len} characters."
+            return default
+        return value
+
+    def integer(self, name: str, *, low: int, high: int, required: bool = True,
+                default: int | None = None) -> int | None:
+        raw = self.body.get(name)
+        if raw is None or raw == "":
+            if required:
+                self.errors[name] = "This field is required."
+            return default
+        if isinstance(raw, bool):
+            self.errors[name] = "Must be a whole number."
+            return default
+        try:
+            value = int(raw) if not isinstance(raw, float) or raw.is_integer() else None
+        except (TypeError, ValueError):
+            value = None
+        if value is None:
+            self.errors[name] = "Must be a whole number."
+            return default
+        if not low <= value <= high:
+            self.errors[name] = f"Must be between {low} and {high}."
+            return default
+        return value
+
+    def choice(self, name: str, options: frozenset[str] | set[str], *, required: bool = True,
+               default: str | None = None) -> str | None:
+        raw = self.body.get(name)
+        if raw is None or raw == "":
+            if required:
+                self.errors[name] = "This field is required."
+            return default
+        if raw not in options:
+            self.errors[name] = "Must be one of: " + ", ".join(sorted(options)) + "."
+            return default
+        return raw
+
+    def boolean(self, name: str, default: bool = False) -> bool:
+        raw = self.body.get(name)
+        if raw is None or raw == "":
+            return default
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, (int, str)) and str(raw).lower() in {"1", "true", "on", "yes"}:
+            return True
+        if isinstance(raw, (int, str)) and str(raw).lower() in {"0", "false", "off", "no"}:
+            return False
+        self.errors[name] = "Must be true or false."
+        return default
+
+    def error(self, name: str, message: str) -> None:
+        self.errors.setdefault(name, message)
+
+    def check(self) -> None:
+        from flashsale.errors import Validation
+
+        if self.errors:
+            raise Validation(self.errors)
+
+
+def int_param(raw: str | None, default: int, low: int, high: int) -> int:
+    """A query-string integer clamped to a range; junk gives the default."""
+    try:
+        value = int(raw) if raw is not None else default
+    except ValueError:
+        return default
+    return max(low, min(high, value))

@@ -1,0 +1,50 @@
+"""Operations routes: liveness, readiness and the server clock."""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+
+from aiohttp import web
+
+from flashsale import db
+from flashsale.appkeys import CTX
+from flashsale.jsonio import envelope
+
+log = logging.getLogger(__name__)
+routes = web.RouteTableDef()
+READY_TIMEOUT_S = 2.0
+
+HEALTHZ_BODY = b'{"status":"ok"}'
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    return web.Response(body=HEALTHZ_BODY, content_type="application/json")
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    checks = {}
+    for name, probe in (("mysql", db.fetch_value(ctx.db, "SELECT 1")), ("redis", ctx.redis.ping())):
+        try:
+            await asyncio.wait_for(probe, READY_TIMEOUT_S)
+            checks[name] = "ok"
+        except Exception as exc:  # any failure means not ready; the reason goes to the log only
+            log.warning("readyz: %s not ready: %r", name, exc)
+            checks[name] = "down"
+    ready = all(v == "ok" for v in checks.values())
+    return envelope({"checks": checks, **({} if ready else {"reason": "unavailable"})},
+                    status=200 if ready else 503, msg="ready" if ready else "not ready")
+
+
+async def redis_now(ctx) -> dt.datetime:
+    """Redis's clock: the flash-sale script decides the window by it, so clients count down to it."""
+    seconds, micros = await ctx.redis.time()
+    return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).replace(microsecond=micros // 1000 * 1000)
+
+
+@routes.get("/api/time")
+async def server_time(request: web.Request) -> web.Response:
+    return envelope({"server_time": await redis_now(request.app[CTX])})
