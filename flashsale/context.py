@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 
 from flashsale import db
 from flashsale.mailer import LogMailer
+from flashsale.order_numbers import OrderNumbers
 from flashsale.passwords import Cost, Hasher
 from flashsale.redis_keys import Keys
 from flashsale.settings import Settings
@@ -24,6 +25,7 @@ class Context:
     keys: Keys
     hasher: Hasher
     mailer: Any = field(default_factory=LogMailer)
+    order_numbers: OrderNumbers = field(default_factory=OrderNumbers)
     # per-process parts that later subsystems attach (scripts, sold-out flags, metrics)
     extras: dict[str, Any] = field(default_factory=dict)
 
