@@ -83,6 +83,12 @@ def envelope(data: Any = None, *, status: int = 200, msg: str = "ok",
     return web.Response(body=body, status=status, content_type="application/json", headers=headers)
 
 
+def page_data(items: list[Any], page: int, per_page: int, total: int) -> dict[str, Any]:
+    """The contract's list envelope: `{items, page, per_page, total, pages}`."""
+    pages = (total + per_page - 1) // per_page if per_page > 0 else 0
+    return {"items": items, "page": page, "per_page": per_page, "total": total, "pages": pages}
+
+
 async def read_json(request: web.Request) -> dict[str, Any]:
     """The request's JSON object body; a form body is accepted too (pages post forms)."""
     from flashsale.errors import Validation

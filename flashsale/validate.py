@@ -96,3 +96,13 @@ def int_param(raw: str | None, default: int, low: int, high: int) -> int:
     except ValueError:
         return default
     return max(low, min(high, value))
+
+
+MAX_PER_PAGE = 100
+
+
+def page_params(request: Any, default_per_page: int = 20) -> tuple[int, int]:
+    """`(page, per_page)` from `?page=&per_page=`: page at least 1, per_page 1 to 100."""
+    page = int_param(request.query.get("page"), 1, 1, 1_000_000)
+    per_page = int_param(request.query.get("per_page"), default_per_page, 1, MAX_PER_PAGE)
+    return page, per_page
