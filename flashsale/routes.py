@@ -5,6 +5,7 @@ from aiohttp import web
 
 from flashsale.settings import ROOT
 from flashsale.views.api import accounts as api_accounts
+from flashsale.views.api import admin_users as api_admin_users
 from flashsale.views.api import system as api_system
 from flashsale.views.pages import accounts as page_accounts
 from flashsale.views.pages import home as page_home
@@ -12,6 +13,7 @@ from flashsale.views.pages import home as page_home
 ROUTE_TABLES = [
     api_system.routes,
     api_accounts.routes,
+    api_admin_users.routes,
     page_accounts.routes,
     page_home.routes,
 ]
