@@ -65,6 +65,8 @@ CREATE TABLE goods (
   KEY ix_goods_sales (sales, id),
   KEY ix_goods_price (price, id),
   KEY ix_goods_name (name),
+  KEY ix_goods_category_new (category_id, id),
+  FULLTEXT KEY ft_goods_name (name),
   CONSTRAINT fk_goods_category FOREIGN KEY (category_id) REFERENCES categories (id),
   CONSTRAINT chk_goods_price CHECK (price >= 0),
   CONSTRAINT chk_goods_original_price CHECK (original_price IS NULL OR original_price >= 0)
