@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import re
 import secrets
 from typing import Any
 
@@ -103,15 +104,16 @@ def _contact(fields: Fields) -> tuple[str | None, str | None]:
     return (email.lower() if email else None), phone
 
 
+# "Duplicate entry 'x' for key 'uq_users_email'" (MySQL 8 writes 'users.uq_users_email'); only the
+# key name decides, since the entry itself is user input and may contain a key's name
+DUPLICATE_KEY = re.compile(r"for key '(?:[^']*\.)?([^'.]+)'$")
+TAKEN_BY_KEY = {"uq_users_username": UsernameTaken, "uq_users_email": EmailTaken, "uq_users_phone": PhoneTaken}
+
+
 def _duplicate(exc: IntegrityError) -> Exception:
-    text = str(exc.args[1] if len(exc.args) > 1 else exc)
-    if "uq_users_email" in text:
-        return EmailTaken()
-    if "uq_users_phone" in text:
-        return PhoneTaken()
-    if "uq_users_username" in text:
-        return UsernameTaken()
-    return exc
+    match = DUPLICATE_KEY.search(str(exc.args[1] if len(exc.args) > 1 else exc))
+    refusal = TAKEN_BY_KEY.get(match.group(1)) if match else None
+    return refusal() if refusal else exc
 
 
 async def register(ctx: Context, body: dict[str, Any], *, role: str = "user",
