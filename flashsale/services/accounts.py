@@ -49,10 +49,11 @@ UPDATE password_resets SET used_at = UTC_TIMESTAMP(3)
  WHERE token_hash = %s AND used_at IS NULL AND expires_at > UTC_TIMESTAMP(3)"""
 # -> the token's user
 RESET_USER = "SELECT user_id FROM password_resets WHERE token_hash = %s"
-# 1: changed; role/active changes bump the epoch so that the change reaches live sessions
+# 1: changed; role/active changes bump the epoch so that the change reaches live sessions.
+# SET assigns left to right, so the epoch goes first, while role and is_active are still the old ones.
 UPDATE_PROFILE = """
-UPDATE users SET role = %s, is_active = %s, email = %s, phone = %s,
-       session_epoch = session_epoch + IF(role <> %s OR is_active <> %s, 1, 0)
+UPDATE users SET session_epoch = session_epoch + IF(role <> %s OR is_active <> %s, 1, 0),
+       role = %s, is_active = %s, email = %s, phone = %s
  WHERE id = %s"""
 # -> number of admins that may log in
 ACTIVE_ADMINS = "SELECT COUNT(*) FROM users WHERE role = 'admin' AND is_active = 1"
@@ -272,7 +273,7 @@ async def update_user(ctx: Context, actor_id: int, user_id: int, body: dict[str,
                 await cur.execute(ACTIVE_ADMINS + " FOR UPDATE")
                 if (await cur.fetchone())["COUNT(*)"] <= 1:
                     raise LastAdmin()
-            await cur.execute(UPDATE_PROFILE, (role, int(active), email, phone, role, int(active), user_id))
+            await cur.execute(UPDATE_PROFILE, (role, int(active), role, int(active), email, phone, user_id))
             await cur.execute(USER_BY_ID, (user_id,))
             row = await cur.fetchone()
     except IntegrityError as exc:
