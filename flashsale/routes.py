@@ -5,9 +5,11 @@ from aiohttp import web
 
 from flashsale.settings import ROOT
 from flashsale.views.api import accounts as api_accounts
+from flashsale.views.api import addresses as api_addresses
 from flashsale.views.api import admin_users as api_admin_users
 from flashsale.views.api import system as api_system
 from flashsale.views.pages import accounts as page_accounts
+from flashsale.views.pages import addresses as page_addresses
 from flashsale.views.pages import home as page_home
 
 ROUTE_TABLES = [
@@ -15,6 +17,8 @@ ROUTE_TABLES = [
     api_accounts.routes,
     api_admin_users.routes,
     page_accounts.routes,
+    api_addresses.routes,
+    page_addresses.routes,
     page_home.routes,
 ]
 
