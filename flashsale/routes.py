@@ -3,14 +3,19 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from flashsale.appkeys import SETTINGS
+from flashsale.services.catalog import upload_root
 from flashsale.settings import ROOT
 from flashsale.views.api import accounts as api_accounts
 from flashsale.views.api import addresses as api_addresses
+from flashsale.views.api import admin_catalog as api_admin_catalog
 from flashsale.views.api import admin_users as api_admin_users
+from flashsale.views.api import catalog as api_catalog
+from flashsale.views.api import orders as api_orders
 from flashsale.views.api import system as api_system
 from flashsale.views.pages import accounts as page_accounts
 from flashsale.views.pages import addresses as page_addresses
-from flashsale.views.pages import home as page_home
+from flashsale.views.pages import shop as page_shop
 
 ROUTE_TABLES = [
     api_system.routes,
@@ -18,12 +23,16 @@ ROUTE_TABLES = [
     api_admin_users.routes,
     page_accounts.routes,
     api_addresses.routes,
+    api_orders.routes,
     page_addresses.routes,
-    page_home.routes,
+    page_shop.routes,
+    api_catalog.routes,
+    api_admin_catalog.routes,
 ]
 
 
 def setup_routes(app: web.Application) -> None:
     for table in ROUTE_TABLES:
         app.router.add_routes(table)
+    app.router.add_static("/static/uploads", upload_root(app[SETTINGS]), name="uploads", append_version=False)
     app.router.add_static("/static", ROOT / "static", name="static", append_version=False)

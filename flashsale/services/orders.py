@@ -1,0 +1,312 @@
+"""Ordinary orders and the life cycle every order shares: place, pay, cancel, confirm, hide."""
+from __future__ import annotations
+
+import logging
+import secrets
+from decimal import Decimal
+from typing import Any
+
+from asyncmy.errors import IntegrityError
+from redis.exceptions import RedisError
+
+from flashsale import db
+from flashsale.context import Context
+from flashsale.errors import BadStatus, Expired, NotFound, OutOfStock, Validation
+from flashsale.services import seckill
+from flashsale.validate import Fields
+
+log = logging.getLogger(__name__)
+
+STATUSES = ("pending", "paid", "shipped", "completed", "cancelled")
+PAYMENT_METHODS = frozenset({"alipay", "wechat", "card"})
+MAX_QUANTITY = 99
+MAX_ID = 2**63 - 1
+MAX_TOTAL = Decimal("99999999.99")  # DECIMAL(10,2)
+PLACEHOLDER_PHOTO = "/static/img/placeholder.svg"
+
+ORDER_COLUMNS = """
+o.id, o.order_number, o.user_id, o.status, o.goods_id, g.name AS goods_name, g.photo AS goods_photo,
+o.flash_sale_id, o.quantity, o.unit_price, o.total_amount, o.payment_method,
+o.receiver_name, o.phone, o.province, o.city, o.district, o.detail_address,
+o.created_at, o.pay_deadline, o.paid_at, o.shipped_at, o.completed_at, o.cancelled_at,
+o.transaction_id, o.deleted_by_user"""
+
+# -> one order row (any owner), or None
+ORDER_BY_ID = f"SELECT {ORDER_COLUMNS} FROM orders o JOIN goods g ON g.id = o.goods_id WHERE o.id = %s"
+# -> the owner's order rows, newest first (ix_orders_user: user_id, deleted_by_user, status, id)
+OWN_ORDERS = f"""
+SELECT {ORDER_COLUMNS} FROM orders o JOIN goods g ON g.id = o.goods_id
+ WHERE o.user_id = %s AND o.deleted_by_user = 0
+ ORDER BY o.id DESC LIMIT %s OFFSET %s"""
+OWN_ORDERS_BY_STATUS = f"""
+SELECT {ORDER_COLUMNS} FROM orders o JOIN goods g ON g.id = o.goods_id
+ WHERE o.user_id = %s AND o.deleted_by_user = 0 AND o.status = %s
+ ORDER BY o.id DESC LIMIT %s OFFSET %s"""
+# -> how many orders the owner sees (all, or in one status)
+COUNT_OWN = "SELECT COUNT(*) FROM orders WHERE user_id = %s AND deleted_by_user = 0"
+COUNT_OWN_BY_STATUS = "SELECT COUNT(*) FROM orders WHERE user_id = %s AND deleted_by_user = 0 AND status = %s"
+# -> the order's history, oldest first
+ORDER_LOG = """
+SELECT from_status, to_status, actor, actor_id, remark, created_at
+  FROM order_status_log WHERE order_id = %s ORDER BY id"""
+# -> the goods a checkout shows, or None
+CHECKOUT_GOODS = "SELECT id, name, price, original_price, stock, photo FROM goods WHERE id = %s"
+# -> the buyer's own address to snapshot, or None
+BUYER_ADDRESS = """
+SELECT id, receiver_name, phone, province, city, district, detail_address
+  FROM addresses WHERE id = %s AND user_id = %s"""
+# 1: the units are taken; 0: unknown goods or not enough stock
+TAKE_STOCK = "UPDATE goods SET stock = stock - %s, sales = sales + %s WHERE id = %s AND stock >= %s"
+# -> {price} of the goods whose row this transaction just locked, or None when it does not exist
+GOODS_PRICE = "SELECT price FROM goods WHERE id = %s"
+# -> lastrowid
+INSERT_ORDER = """
+INSERT INTO orders (order_number, user_id, goods_id, quantity, unit_price, total_amount, payment_method,
+                    status, address_id, receiver_name, phone, province, city, district, detail_address)
+VALUES (%s, %s, %s, %s, %s, %s, %s, 'pending', %s, %s, %s, %s, %s, %s, %s)"""
+INSERT_LOG = """
+INSERT INTO order_status_log (order_id, from_status, to_status, actor_id, actor, remark)
+VALUES (%s, %s, %s, %s, %s, %s)"""
+# -> {status, pay_deadline} of an order the owner sees, or None: tells 404 from 409 after a refused transition
+OWN_ORDER_STATE = """
+SELECT status, pay_deadline, pay_deadline < UTC_TIMESTAMP(3) AS expired
+  FROM orders WHERE id = %s AND user_id = %s AND deleted_by_user = 0"""
+# 1: paid by this call; 0: not theirs, not pending, past its pay window, or lost a race
+PAY_ORDER = """
+UPDATE orders SET status = 'paid', paid_at = UTC_TIMESTAMP(3), transaction_id = %s
+ WHERE id = %s AND user_id = %s AND deleted_by_user = 0 AND status = 'pending'
+   AND (pay_deadline IS NULL OR pay_deadline >= UTC_TIMESTAMP(3))"""
+# 1: completed by this call; 0: not theirs, not shipped, or lost a race
+CONFIRM_ORDER = """
+UPDATE orders SET status = 'completed', completed_at = UTC_TIMESTAMP(3)
+ WHERE id = %s AND user_id = %s AND deleted_by_user = 0 AND status = 'shipped'"""
+# 1: hidden from its owner by this call; 0: not theirs, already hidden, or still open
+HIDE_ORDER = """
+UPDATE orders SET deleted_by_user = 1
+ WHERE id = %s AND user_id = %s AND deleted_by_user = 0 AND status IN ('cancelled', 'completed')"""
+# -> {status} of a row this transaction holds locked
+STATUS_OF = "SELECT status FROM orders WHERE id = %s"
+# -> the order to cancel, locked so that two cancels queue and the second sees 'cancelled'
+LOCK_ORDER = """
+SELECT id, user_id, status, goods_id, flash_sale_id, quantity FROM orders WHERE id = %s FOR UPDATE"""
+LOCK_OWN_ORDER = """
+SELECT id, user_id, status, goods_id, flash_sale_id, quantity FROM orders
+ WHERE id = %s AND user_id = %s AND deleted_by_user = 0 FOR UPDATE"""
+# 1: cancelled by this call (only from the status the lock saw); 0: lost a race
+CANCEL_ORDER = """
+UPDATE orders SET status = 'cancelled', cancelled_at = UTC_TIMESTAMP(3)
+ WHERE id = %s AND status = %s AND status IN ('pending', 'paid')"""
+# 1: cancelled by the sweeper; 0: paid, cancelled or still inside its pay window
+CANCEL_EXPIRED = """
+UPDATE orders SET status = 'cancelled', cancelled_at = UTC_TIMESTAMP(3)
+ WHERE id = %s AND status = 'pending' AND pay_deadline < UTC_TIMESTAMP(3)"""
+# 1: an ordinary order's units are back on the shelf (sales never below zero)
+RETURN_STOCK = "UPDATE goods SET stock = stock + %s, sales = GREATEST(sales, %s) - %s WHERE id = %s"
+# 1: a flash-sale order's units are back in the sale (goods.stock is not the sale's stock)
+RETURN_SALE_UNITS = "UPDATE flash_sales SET sold = GREATEST(sold, %s) - %s WHERE id = %s"
+UNCOUNT_SALES = "UPDATE goods SET sales = GREATEST(sales, %s) - %s WHERE id = %s"
+# -> ids of pending flash-sale orders past their pay window (ix_orders_status_deadline)
+EXPIRED_UNPAID = """
+SELECT id FROM orders
+ WHERE status = 'pending' AND pay_deadline < UTC_TIMESTAMP(3) AND flash_sale_id IS NOT NULL
+ ORDER BY pay_deadline LIMIT %s"""
+
+
+def photo_url(photo: str | None) -> str:
+    return "/static/uploads/" + photo if photo else PLACEHOLDER_PHOTO
+
+
+def order_json(row: dict[str, Any]) -> dict[str, Any]:
+    """The contract's `order` object."""
+    return {
+        "id": row["id"], "order_number": row["order_number"], "status": row["status"],
+        "goods": {"id": row["goods_id"], "name": row["goods_name"], "photo_url": photo_url(row["goods_photo"])},
+        "flash_sale_id": row["flash_sale_id"], "quantity": row["quantity"],
+        "unit_price": row["unit_price"], "total_amount": row["total_amount"],
+        "payment_method": row["payment_method"],
+        "address": {
+            "receiver_name": row["receiver_name"], "phone": row["phone"], "province": row["province"],
+            "city": row["city"], "district": row["district"], "detail_address": row["detail_address"],
+        },
+        "created_at": row["created_at"], "pay_deadline": row["pay_deadline"], "paid_at": row["paid_at"],
+        "shipped_at": row["shipped_at"], "completed_at": row["completed_at"],
+        "cancelled_at": row["cancelled_at"], "transaction_id": row["transaction_id"],
+    }
+
+
+def log_json(row: dict[str, Any]) -> dict[str, Any]:
+    return {"from": row["from_status"], "to": row["to_status"], "at": row["created_at"],
+            "by": row["actor"], "remark": row["remark"]}
+
+
+def clean_order(body: dict[str, Any], *, need_address: bool = True) -> dict[str, Any]:
+    """The order fields of a body, checked; raises Validation with every error."""
+    fields = Fields(body)
+    clean = {
+        "goods_id": fields.integer("goods_id", low=1, high=MAX_ID),
+        "quantity": fields.integer("quantity", low=1, high=MAX_QUANTITY),
+        "address_id": fields.integer("address_id", low=1, high=MAX_ID) if need_address else None,
+        "payment_method": fields.choice("payment_method", PAYMENT_METHODS),
+    }
+    fields.check()
+    return clean
+
+
+def clean_status(raw: str | None) -> str:
+    """A list filter: '' (or 'all') for every status, else one of STATUSES."""
+    if raw in (None, "", "all"):
+        return ""
+    if raw not in STATUSES:
+        raise Validation({"status": "Must be one of: all, " + ", ".join(STATUSES) + "."})
+    return raw
+
+
+async def checkout_goods(ctx: Context, goods_id: int) -> dict[str, Any]:
+    row = await db.fetch_one(ctx.db, CHECKOUT_GOODS, (goods_id,))
+    if row is None:
+        raise NotFound("No such goods.")
+    return {**row, "photo_url": photo_url(row["photo"])}
+
+
+async def place_order(ctx: Context, user_id: int, body: dict[str, Any]) -> dict[str, Any]:
+    """Take the stock and write the order with its address snapshot, all in one transaction."""
+    clean = clean_order(body)
+    quantity = clean["quantity"]
+    number = ctx.order_numbers.next()
+    try:
+        async with db.transaction(ctx.db) as cur:
+            await cur.execute(BUYER_ADDRESS, (clean["address_id"], user_id))
+            address = await cur.fetchone()
+            if address is None:
+                raise Validation({"address_id": "Choose one of your addresses."})
+            taken = await cur.execute(TAKE_STOCK, (quantity, quantity, clean["goods_id"], quantity))
+            await cur.execute(GOODS_PRICE, (clean["goods_id"],))
+            goods = await cur.fetchone()
+            if goods is None:
+                raise Validation({"goods_id": "No such goods."})
+            if taken != 1:
+                raise OutOfStock()
+            unit_price = goods["price"]
+            total = unit_price * quantity
+            if total > MAX_TOTAL:
+                raise Validation({"quantity": "The total is too large for one order."})
+            await cur.execute(INSERT_ORDER, (
+                number, user_id, clean["goods_id"], quantity, unit_price, total, clean["payment_method"],
+                address["id"], address["receiver_name"], address["phone"], address["province"],
+                address["city"], address["district"], address["detail_address"]))
+            order_id = cur.lastrowid
+            await cur.execute(INSERT_LOG, (order_id, None, "pending", user_id, "user", ""))
+            await cur.execute(ORDER_BY_ID, (order_id,))
+            row = await cur.fetchone()
+    except IntegrityError as exc:
+        if exc.args and exc.args[0] == 1452:  # the address was deleted while we wrote the order
+            raise Validation({"address_id": "Choose one of your addresses."}) from None
+        raise
+    return order_json(row)
+
+
+async def list_orders(ctx: Context, user_id: int, status: str, page: int,
+                      per_page: int) -> tuple[list[dict[str, Any]], int]:
+    """A page of the owner's visible orders, newest first, and how many there are in all."""
+    offset = (page - 1) * per_page
+    if status:
+        rows = await db.fetch_all(ctx.db, OWN_ORDERS_BY_STATUS, (user_id, status, per_page, offset))
+        total = await db.fetch_value(ctx.db, COUNT_OWN_BY_STATUS, (user_id, status))
+    else:
+        rows = await db.fetch_all(ctx.db, OWN_ORDERS, (user_id, per_page, offset))
+        total = await db.fetch_value(ctx.db, COUNT_OWN, (user_id,))
+    return [order_json(r) for r in rows], int(total)
+
+
+async def get_order(ctx: Context, order_id: int, *, owner_id: int | None) -> dict[str, Any]:
+    """One order with its log; owner_id None (admins) also sees orders the owner hid."""
+    row = await db.fetch_one(ctx.db, ORDER_BY_ID, (order_id,))
+    if row is None or (owner_id is not None and (row["user_id"] != owner_id or row["deleted_by_user"])):
+        raise NotFound("No such order.")
+    entries = await db.fetch_all(ctx.db, ORDER_LOG, (order_id,))
+    return {**order_json(row), "log": [log_json(e) for e in entries]}
+
+
+async def _order(ctx: Context, order_id: int) -> dict[str, Any]:
+    return order_json(await db.fetch_one(ctx.db, ORDER_BY_ID, (order_id,)))
+
+
+async def _refusal(cur, order_id: int, user_id: int, *, paying: bool = False) -> Exception:
+    """Why a transition of the owner's order changed nothing: missing, expired or wrong state."""
+    await cur.execute(OWN_ORDER_STATE, (order_id, user_id))
+    state = await cur.fetchone()
+    if state is None:
+        return NotFound("No such order.")
+    if paying and state["status"] == "pending" and state["expired"]:
+        return Expired()
+    return BadStatus()
+
+
+async def pay_order(ctx: Context, user_id: int, order_id: int) -> dict[str, Any]:
+    """Pending to paid with a simulated payment; a flash-sale order past its window is expired."""
+    transaction_id = "SIM" + secrets.token_hex(12).upper()
+    async with db.transaction(ctx.db) as cur:
+        if await cur.execute(PAY_ORDER, (transaction_id, order_id, user_id)) != 1:
+            raise await _refusal(cur, order_id, user_id, paying=True)
+        await cur.execute(INSERT_LOG, (order_id, "pending", "paid", user_id, "user",
+                                       f"transaction {transaction_id}"))
+    return await _order(ctx, order_id)
+
+
+async def confirm_order(ctx: Context, user_id: int, order_id: int) -> dict[str, Any]:
+    """Shipped to completed: the buyer confirms receipt."""
+    async with db.transaction(ctx.db) as cur:
+        if await cur.execute(CONFIRM_ORDER, (order_id, user_id)) != 1:
+            raise await _refusal(cur, order_id, user_id)
+        await cur.execute(INSERT_LOG, (order_id, "shipped", "completed", user_id, "user", ""))
+    return await _order(ctx, order_id)
+
+
+async def hide_order(ctx: Context, user_id: int, order_id: int) -> None:
+    """A cancelled or completed order leaves the owner's list; admins still see it."""
+    async with db.transaction(ctx.db) as cur:
+        if await cur.execute(HIDE_ORDER, (order_id, user_id)) != 1:
+            raise await _refusal(cur, order_id, user_id)
+        await cur.execute(STATUS_OF, (order_id,))
+        status = (await cur.fetchone())["status"]
+        await cur.execute(INSERT_LOG, (order_id, status, status, user_id, "user",
+                                       "deleted from the customer's order list"))
+
+
+async def cancel_order(ctx: Context, order_id: int, *, owner_id: int | None, actor: str,
+                       actor_id: int | None, remark: str = "", only_if_expired: bool = False) -> dict[str, Any]:
+    """Pending or paid to cancelled, returning the units exactly once; shared by the owner, the
+    admins and the pay-window sweeper. owner_id None acts on any owner's order."""
+    async with db.transaction(ctx.db) as cur:
+        if owner_id is None:
+            await cur.execute(LOCK_ORDER, (order_id,))
+        else:
+            await cur.execute(LOCK_OWN_ORDER, (order_id, owner_id))
+        order = await cur.fetchone()
+        if order is None:
+            raise NotFound("No such order.")
+        if only_if_expired:
+            changed = await cur.execute(CANCEL_EXPIRED, (order_id,))
+        else:
+            changed = await cur.execute(CANCEL_ORDER, (order_id, order["status"]))
+        if changed != 1:
+            raise BadStatus()
+        q, sale_id = order["quantity"], order["flash_sale_id"]
+        if sale_id is None:
+            await cur.execute(RETURN_STOCK, (q, q, q, order["goods_id"]))
+        else:
+            await cur.execute(RETURN_SALE_UNITS, (q, q, sale_id))
+            await cur.execute(UNCOUNT_SALES, (q, q, order["goods_id"]))
+        await cur.execute(INSERT_LOG, (order_id, order["status"], "cancelled", actor_id, actor, remark[:255]))
+    if sale_id is not None:
+        try:
+            await seckill.release_units(ctx, sale_id, order["user_id"], q)
+        except RedisError:
+            # the cancel stands (MySQL holds the truth); say so loudly rather than answer a failure
+            log.exception("order %s cancelled but its units did not reach sale %s in Redis", order_id, sale_id)
+    return await _order(ctx, order_id)
+
+
+async def expired_unpaid(ctx: Context, limit: int) -> list[int]:
+    """Ids of pending flash-sale orders whose pay window has closed, oldest deadline first."""
+    return [r["id"] for r in await db.fetch_all(ctx.db, EXPIRED_UNPAID, (limit,))]

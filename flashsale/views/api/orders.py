@@ -1,0 +1,70 @@
+"""JSON order routes: the logged-in user's own orders only."""
+from __future__ import annotations
+
+from aiohttp import web
+
+from flashsale.appkeys import CTX
+from flashsale.auth import require_user
+from flashsale.jsonio import envelope, read_json
+from flashsale.services import orders
+from flashsale.validate import int_param
+
+routes = web.RouteTableDef()
+
+
+def _order_id(request: web.Request) -> int:
+    return int(request.match_info["id"])
+
+
+@routes.post("/api/orders")
+async def place_order(request: web.Request) -> web.Response:
+    user = await require_user(request)
+    order = await orders.place_order(request.app[CTX], user.id, await read_json(request))
+    return envelope({"order": order}, status=201, msg="order placed")
+
+
+@routes.get("/api/orders")
+async def list_orders(request: web.Request) -> web.Response:
+    user = await require_user(request)
+    status = orders.clean_status(request.query.get("status"))
+    page = int_param(request.query.get("page"), 1, 1, 1_000_000)
+    per_page = int_param(request.query.get("per_page"), 20, 1, 100)
+    items, total = await orders.list_orders(request.app[CTX], user.id, status, page, per_page)
+    return envelope({"items": items, "page": page, "per_page": per_page, "total": total,
+                     "pages": (total + per_page - 1) // per_page})
+
+
+@routes.get(r"/api/orders/{id:\d+}")
+async def get_order(request: web.Request) -> web.Response:
+    user = await require_user(request)
+    order = await orders.get_order(request.app[CTX], _order_id(request), owner_id=user.id)
+    return envelope({"order": order})
+
+
+@routes.post(r"/api/orders/{id:\d+}/pay")
+async def pay_order(request: web.Request) -> web.Response:
+    user = await require_user(request)
+    order = await orders.pay_order(request.app[CTX], user.id, _order_id(request))
+    return envelope({"order": order}, msg="paid")
+
+
+@routes.post(r"/api/orders/{id:\d+}/cancel")
+async def cancel_order(request: web.Request) -> web.Response:
+    user = await require_user(request)
+    order = await orders.cancel_order(request.app[CTX], _order_id(request), owner_id=user.id,
+                                      actor="user", actor_id=user.id)
+    return envelope({"order": order}, msg="cancelled")
+
+
+@routes.post(r"/api/orders/{id:\d+}/confirm")
+async def confirm_order(request: web.Request) -> web.Response:
+    user = await require_user(request)
+    order = await orders.confirm_order(request.app[CTX], user.id, _order_id(request))
+    return envelope({"order": order}, msg="completed")
+
+
+@routes.delete(r"/api/orders/{id:\d+}")
+async def delete_order(request: web.Request) -> web.Response:
+    user = await require_user(request)
+    await orders.hide_order(request.app[CTX], user.id, _order_id(request))
+    return envelope(None, msg="deleted")
