@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import logging
 import uuid
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp_jinja2
 from aiohttp import web
+from aiohttp_jinja2 import REQUEST_CONTEXT_KEY
 from asyncmy.errors import OperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -14,6 +16,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from flashsale.appkeys import REQUEST_ID
 from flashsale.errors import Refusal, Unauthenticated
 from flashsale.jsonio import envelope
+from flashsale.templating import page_context
 
 log = logging.getLogger("flashsale.errors")
 
@@ -35,12 +38,22 @@ def wants_json(request: web.Request) -> bool:
     return request.path.startswith("/api/")
 
 
-def error_page(request: web.Request, status: int, message: str,
-               headers: dict[str, str] | None = None) -> web.Response:
+async def page_globals(request: web.Request) -> dict[str, Any]:
+    """What base.html needs, when the failure came before the context processor ran (CSRF, body size)."""
+    if "request_path" in request.get(REQUEST_CONTEXT_KEY, {}):
+        return {}
+    try:
+        return await page_context(request)
+    except Exception:  # the failure may be the very backend the page context reads (Redis down)
+        return {"current_user": None, "csrf_token": "", "flashes": [], "request_path": request.path}
+
+
+async def error_page(request: web.Request, status: int, message: str,
+                     headers: dict[str, str] | None = None) -> web.Response:
     template = "errors/404.html" if status == 404 else "errors/error.html"
-    response = aiohttp_jinja2.render_template(
-        template, request, {"status": status, "message": message, "request_id": request.get(REQUEST_ID)},
-        status=status)
+    context = {**await page_globals(request),
+               "status": status, "message": message, "request_id": request.get(REQUEST_ID)}
+    response = aiohttp_jinja2.render_template(template, request, context, status=status)
     if headers:
         response.headers.update(headers)
     return response
@@ -58,7 +71,7 @@ async def error_middleware(request: web.Request, handler):
                             msg=exc.message, headers=exc.headers or None)
         if isinstance(exc, Unauthenticated) and request.method == "GET":
             raise web.HTTPSeeOther(f"/login?next={quote(request.path_qs)}") from None
-        return error_page(request, exc.status, exc.message, exc.headers)
+        return await error_page(request, exc.status, exc.message, exc.headers)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -67,7 +80,7 @@ async def error_middleware(request: web.Request, handler):
         if wants_json(request):
             headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
             return envelope({"reason": reason}, status=exc.status, msg=message, headers=headers or None)
-        return error_page(request, exc.status, message)
+        return await error_page(request, exc.status, message)
     except ConnectionResetError:
         raise
     except UNAVAILABLE_ERRORS:
@@ -76,10 +89,10 @@ async def error_middleware(request: web.Request, handler):
         message = "The service is briefly unavailable; try again."
         if wants_json(request):
             return envelope({"reason": "unavailable"}, status=503, msg=message, headers={"Retry-After": "1"})
-        return error_page(request, 503, message)
+        return await error_page(request, 503, message)
     except Exception:
         log.exception("unhandled error in %s %s [request %s]", request.method, request.path, request_id)
         message = f"Something went wrong on our side (request {request_id})."
         if wants_json(request):
             return envelope({"reason": "internal", "request_id": request_id}, status=500, msg=message)
-        return error_page(request, 500, message)
+        return await error_page(request, 500, message)
