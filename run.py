@@ -7,9 +7,11 @@ import getpass
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
 import sys
+from pathlib import Path
 
 import uvloop
 
@@ -51,12 +53,46 @@ def serve_worker(settings: Settings, index: int, reuse_port: bool) -> None:
     )
 
 
+def metrics_dir(settings: Settings) -> Path | None:
+    """Point prometheus-client at an empty directory before any worker imports it.
+
+    Every worker writes its metrics to its own file there and a scrape merges them all.
+    Returns the directory when this process made it (and so removes it at exit).
+    """
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        path = Path(given)
+        path.mkdir(parents=True, exist_ok=True)
+        for stale in path.glob("*.db"):
+            stale.unlink()
+        return None
+    base = Path(settings.var_dir) / "metrics"
+    for old in base.glob("serve-*"):  # left by a server that was killed
+        pid = old.name.removeprefix("serve-")
+        if not pid.isdigit() or not os.path.exists(f"/proc/{pid}"):
+            shutil.rmtree(old, ignore_errors=True)
+    path = base / f"serve-{os.getpid()}"
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+    return path
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     settings = settings.replace(
         host=args.host or settings.host,
         port=args.port if args.port is not None else settings.port,
         workers=args.workers or settings.workers,
     )
+    made = metrics_dir(settings)
+    try:
+        return serve(settings)
+    finally:
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
+
+
+def serve(settings: Settings) -> int:
     print(f"FlashSale serving on http://{settings.host}:{settings.port} with {settings.workers} worker(s)",
           flush=True)
     if settings.workers == 1:
