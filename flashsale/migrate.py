@@ -47,7 +47,8 @@ def split_statements(sql: str) -> list[str]:
     """Statements end with ';' at the end of a line; '--' comment lines are dropped."""
     statements, current = [], []
     for line in sql.splitlines():
-        if line.strip().startswith("--") and not current:
+        # a comment line is dropped wherever it stands, so that one ending in ';' ends nothing
+        if line.strip().startswith("--") or (not line.strip() and not current):
             continue
         current.append(line)
         if line.rstrip().endswith(";"):
