@@ -7,13 +7,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from asyncmy.pool import Pool
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from flashsale import db
 from flashsale.mailer import LogMailer
 from flashsale.order_numbers import OrderNumbers
 from flashsale.passwords import Cost, Hasher
 from flashsale.redis_keys import Keys
+from flashsale.scripts import Scripts
 from flashsale.settings import Settings
 
 
@@ -24,6 +25,7 @@ class Context:
     redis: Redis
     keys: Keys
     hasher: Hasher
+    scripts: Scripts
     mailer: Any = field(default_factory=LogMailer)
     order_numbers: OrderNumbers = field(default_factory=OrderNumbers)
     # per-process parts that later subsystems attach (scripts, sold-out flags, metrics)
@@ -31,8 +33,11 @@ class Context:
 
 
 def open_redis(settings: Settings) -> Redis:
-    return Redis.from_url(settings.redis_url, decode_responses=True,
-                          socket_connect_timeout=2, socket_timeout=5, health_check_interval=30)
+    # a blocking pool: a burst waits for a free connection instead of failing
+    pool = BlockingConnectionPool.from_url(
+        settings.redis_url, decode_responses=True, max_connections=settings.redis_max_connections,
+        timeout=5, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30)
+    return Redis(connection_pool=pool)
 
 
 @contextlib.asynccontextmanager
@@ -46,10 +51,11 @@ async def open_context(settings: Settings) -> AsyncIterator[Context]:
                             settings.hash_threads)
             try:
                 yield Context(settings=settings, db=pool, redis=redis,
-                              keys=Keys(settings.redis_prefix), hasher=hasher)
+                              keys=Keys(settings.redis_prefix), hasher=hasher,
+                              scripts=Scripts(redis))
             finally:
                 hasher.close()
         finally:
-            await redis.aclose()
+            await redis.aclose(close_connection_pool=True)
     finally:
         await db.close_pool(pool)

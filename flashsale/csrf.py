@@ -18,9 +18,17 @@ JSON_ONLY_PATHS = frozenset({
 FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 
 
+def checks_own_csrf(handler):
+    """Mark a hot handler that checks the session's token itself (from the cookie it reads anyway)."""
+    handler.checks_own_csrf = True
+    return handler
+
+
 @web.middleware
 async def csrf_middleware(request: web.Request, handler):
     if request.method in SAFE_METHODS:
+        return await handler(request)
+    if getattr(request.match_info.handler, "checks_own_csrf", False):
         return await handler(request)
     if request.path in JSON_ONLY_PATHS:
         if request.content_type != "application/json":

@@ -10,7 +10,8 @@ class Keys:
 
     # accounts
     def user_auth(self, user_id: int) -> str:
-        """hash: epoch, role, active — checked on each request instead of MySQL."""
+        """hash: epoch, role, active, addrs (the user's address ids, comma-separated, once loaded)
+        — checked on each request instead of MySQL."""
         return f"{self.prefix}u:{{{user_id}}}:auth"
 
     def login_fail_user(self, username: str) -> str:
@@ -50,6 +51,17 @@ class Keys:
 
     def sale_dead(self, sale_id: int) -> str:
         return self.sale_tag(sale_id) + ":dead"
+
+    def sale_stats(self, sale_id: int) -> str:
+        """hash: admission outcome -> count (admitted, sold_out, already_purchased, ...)."""
+        return self.sale_tag(sale_id) + ":stats"
+
+    def sale_released(self, sale_id: int) -> str:
+        """set of request ids whose unit was given back: makes a failure's give-back happen once."""
+        return self.sale_tag(sale_id) + ":released"
+
+    def sale_purchase_rate(self, sale_id: int, user_id: int | str) -> str:
+        return f"{self.sale_tag(sale_id)}:rate:{user_id}"
 
     def sale_rebuild_lock(self, sale_id: int) -> str:
         return self.sale_tag(sale_id) + ":rebuild_lock"

@@ -12,9 +12,12 @@ from flashsale.views.api import admin_catalog as api_admin_catalog
 from flashsale.views.api import admin_users as api_admin_users
 from flashsale.views.api import catalog as api_catalog
 from flashsale.views.api import orders as api_orders
+from flashsale.views.api import seckill as api_seckill
+from flashsale.views.api import admin_seckill as api_admin_seckill
 from flashsale.views.api import system as api_system
 from flashsale.views.pages import accounts as page_accounts
 from flashsale.views.pages import addresses as page_addresses
+from flashsale.views.pages import orders as page_orders
 from flashsale.views.pages import shop as page_shop
 
 ROUTE_TABLES = [
@@ -25,9 +28,12 @@ ROUTE_TABLES = [
     api_addresses.routes,
     api_orders.routes,
     page_addresses.routes,
+    page_orders.routes,
     page_shop.routes,
     api_catalog.routes,
     api_admin_catalog.routes,
+    api_seckill.routes,
+    api_admin_seckill.routes,
 ]
 
 

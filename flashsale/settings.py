@@ -57,6 +57,7 @@ class Settings:
     db_pool_min: int = 2
     db_pool_max: int = 20
     redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_max_connections: int = 64
     redis_prefix: str = ""  # prepended to every key: lets tests and the bench keep their own space
     secret_key: str = ""
     host: str = "127.0.0.1"

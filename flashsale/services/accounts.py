@@ -11,7 +11,7 @@ from typing import Any
 from asyncmy.errors import IntegrityError
 
 from flashsale import db, ratelimit
-from flashsale.auth import cache_auth_state
+from flashsale.auth import cache_addresses, cache_auth_state
 from flashsale.context import Context
 from flashsale.errors import (
     Banned, BadCredentials, EmailTaken, InvalidToken, NotFound, PhoneTaken, UsernameTaken,
@@ -167,6 +167,7 @@ async def authenticate(ctx: Context, body: dict[str, Any], ip: str) -> dict[str,
     if needs_rehash(stored, ctx.hasher.cost):
         await db.execute(ctx.db, REHASH, (await ctx.hasher.hash(password), row["id"], stored))
     await cache_auth_state(ctx, row["id"], row["session_epoch"], row["role"], True)
+    await cache_addresses(ctx, row["id"])  # warms the flash-sale purchase path
     return row
 
 

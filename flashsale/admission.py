@@ -1,0 +1,169 @@
+"""The flash-sale purchase path: a few local checks, then two batched Redis round trips.
+
+Every purchase of one event-loop tick shares one pipeline for the buyer checks (session epoch,
+ban flag, address ownership: one HMGET each) and one for the admission script (EVALSHA each),
+so Redis and redis-py cost per request stays small under a burst. A sale that answered
+`sold_out` is remembered for a short time so that the rush after it costs no Redis call at all.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from typing import Any
+
+from redis.exceptions import NoScriptError, RedisError
+
+from flashsale.auth import auth_state, cache_addresses
+from flashsale.context import Context
+from flashsale.errors import SoldOut, Unauthenticated, Validation
+from flashsale.services import seckill
+
+log = logging.getLogger(__name__)
+
+PAYMENT_METHODS = frozenset({"alipay", "wechat", "card"})
+SOLD_OUT_TTL_S = 0.2
+RATE_WINDOW_MS = 1000
+
+
+class TickPipeline:
+    """Sends the Redis commands issued during one event-loop tick as one pipeline."""
+
+    def __init__(self, ctx: Context):
+        self.redis = ctx.redis
+        self.pending: list[tuple[tuple[Any, ...], asyncio.Future]] = []
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def call(self, *args: Any) -> asyncio.Future:
+        if self.loop is None:
+            self.loop = asyncio.get_running_loop()
+        future = self.loop.create_future()
+        if not self.pending:
+            self.loop.call_soon(self._flush)
+        self.pending.append((args, future))
+        return future
+
+    def _flush(self) -> None:
+        batch, self.pending = self.pending, []
+        self.loop.create_task(self._send(batch))
+
+    async def _send(self, batch: list[tuple[tuple[Any, ...], asyncio.Future]]) -> None:
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for args, _ in batch:
+                    pipe.execute_command(*args)
+                replies = await pipe.execute(raise_on_error=False)
+        except Exception as exc:  # the connection failed: every caller sees it
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (_, future), reply in zip(batch, replies):
+            if future.done():
+                continue
+            if isinstance(reply, Exception):
+                future.set_exception(reply)
+            else:
+                future.set_result(reply)
+
+
+class Admission:
+    """One per process: the tick pipeline, the admission script's SHA and the sold-out flags."""
+
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+        self.pipeline = TickPipeline(ctx)
+        self.sold_out_until: dict[int, float] = {}
+        self.admit_script = ctx.scripts.admit
+
+    # sold-out flags: set by a sold_out answer, gone after SOLD_OUT_TTL_S or when stock returns
+    def is_sold_out(self, sale_id: int) -> bool:
+        until = self.sold_out_until.get(sale_id)
+        if until is None:
+            return False
+        if time.monotonic() >= until:
+            self.sold_out_until.pop(sale_id, None)
+            return False
+        return True
+
+    def clear_sold_out(self, sale_id: int) -> None:
+        self.sold_out_until.pop(sale_id, None)
+
+    async def check_session(self, user_id: int, epoch: int) -> None:
+        """The session is current and the user not banned (one batched HMGET)."""
+        key = self.ctx.keys.user_auth(user_id)
+        cached_epoch, active = await self.pipeline.call("HMGET", key, "epoch", "active")
+        if cached_epoch is None:
+            state = await auth_state(self.ctx, user_id)
+            if state is None:
+                raise Unauthenticated()
+            cached_epoch, active = state[0], int(state[2])
+        if int(cached_epoch) != epoch or not int(active):
+            raise Unauthenticated("Your session has ended; please log in again.")
+
+    async def check_buyer(self, user_id: int, epoch: int, address_id: int) -> None:
+        """The session is current, the user not banned, and the address is the user's own."""
+        key = self.ctx.keys.user_auth(user_id)
+        cached_epoch, active, addrs = await self.pipeline.call("HMGET", key, "epoch", "active", "addrs")
+        if cached_epoch is None:
+            state = await auth_state(self.ctx, user_id)
+            if state is None:
+                raise Unauthenticated()
+            cached_epoch, active = state[0], int(state[2])
+        if int(cached_epoch) != epoch or not int(active):
+            raise Unauthenticated("Your session has ended; please log in again.")
+        if addrs is None or str(address_id) not in addrs.split(","):
+            # first purchase of this user, or an address added since: ask MySQL once
+            if str(address_id) not in await cache_addresses(self.ctx, user_id):
+                raise Validation({"address_id": "Choose one of your own addresses."})
+
+    async def admit(self, sale_id: int, user_id: int, address_id: int, payment_method: str) -> str:
+        """Run admit.lua; returns the request id when queued, raises the contract's refusal."""
+        if self.is_sold_out(sale_id):
+            raise SoldOut()
+        k = self.ctx.keys
+        request_id = uuid.uuid4().hex
+        keys = (k.sale_window(sale_id), k.sale_stock(sale_id), k.sale_buyers(sale_id), k.sale_stream(sale_id),
+                k.sale_user_request(sale_id), k.sale_stats(sale_id), k.sale_purchase_rate(sale_id, user_id))
+        args = (user_id, request_id, address_id, payment_method,
+                self.ctx.settings.purchase_rate_per_s, RATE_WINDOW_MS)
+        try:
+            code, detail = await self.pipeline.call("EVALSHA", self.admit_script.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            # Redis restarted and forgot the script: load it again (once) and retry directly
+            code, detail = await self.admit_script(keys=list(keys), args=list(args))
+        if code == 0:
+            return request_id
+        if code == 1:
+            self.sold_out_until[sale_id] = time.monotonic() + SOLD_OUT_TTL_S
+        if code == -1:
+            await seckill.get_sale_row(self.ctx, sale_id)  # 404 for a sale that does not exist
+            asyncio.get_running_loop().create_task(self._rebuild(sale_id))
+        raise seckill.admission_refusal(code, detail)
+
+    async def _rebuild(self, sale_id: int) -> None:
+        try:
+            await seckill.rebuild_state(self.ctx, sale_id)
+        except (RedisError, OSError, RuntimeError):
+            log.exception("rebuilding sale %s failed; the watcher will try again", sale_id)
+
+    async def listen_for_returned_stock(self, stop: asyncio.Event) -> None:
+        """Clear the sold-out flag of a sale as soon as any process gives stock back."""
+        while not stop.is_set():
+            try:
+                async with self.ctx.redis.pubsub(ignore_subscribe_messages=True) as pubsub:
+                    await pubsub.subscribe(self.ctx.keys.stock_channel())
+                    while not stop.is_set():
+                        message = await pubsub.get_message(timeout=1.0)
+                        if message is not None:
+                            try:
+                                self.clear_sold_out(int(message["data"]))
+                            except (TypeError, ValueError):
+                                pass
+            except (OSError, RedisError):
+                log.warning("stock-returned subscription lost; retrying", exc_info=True)
+                try:
+                    await asyncio.wait_for(stop.wait(), 1.0)
+                except asyncio.TimeoutError:
+                    pass

@@ -1,0 +1,403 @@
+"""Flash sales: scheduling in MySQL, warm state in Redis, rebuild, results and give-backs."""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from flashsale import db
+from flashsale.context import Context
+from flashsale.errors import BadStatus, NotFound, Refusal, Unavailable, Validation
+from flashsale.jsonio import money, parse_money, parse_time, utcnow
+from flashsale.validate import Fields
+
+log = logging.getLogger(__name__)
+
+SALE_COLUMNS = """
+s.id, s.goods_id, s.price, s.total_stock, s.sold, s.per_user_limit, s.start_time, s.end_time,
+s.status, s.created_at, g.name AS goods_name, g.photo AS goods_photo,
+g.original_price AS goods_original_price, g.price AS goods_price"""
+# -> one sale with its goods, or None
+SALE_BY_ID = f"SELECT {SALE_COLUMNS} FROM flash_sales s JOIN goods g ON g.id = s.goods_id WHERE s.id = %s"
+# -> a page of sales in one state, live first, then upcoming, then ended
+LIST_SALES = f"""
+SELECT {SALE_COLUMNS},
+       CASE WHEN s.status = 'cancelled' THEN 3
+            WHEN s.start_time <= %s AND s.end_time > %s THEN 0
+            WHEN s.start_time > %s THEN 1 ELSE 2 END AS state_rank
+  FROM flash_sales s JOIN goods g ON g.id = s.goods_id
+ WHERE {{where}}
+ ORDER BY state_rank, CASE WHEN s.start_time > %s THEN s.start_time END ASC, s.end_time DESC, s.id DESC
+ LIMIT %s OFFSET %s"""
+COUNT_SALES = "SELECT COUNT(*) FROM flash_sales s WHERE {where}"
+STATE_FILTERS = {
+    "live": ("s.status = 'scheduled' AND s.start_time <= %s AND s.end_time > %s", 2),
+    "upcoming": ("s.status = 'scheduled' AND s.start_time > %s", 1),
+    "ended": ("(s.status = 'cancelled' OR s.end_time <= %s)", 1),
+    "": ("1 = 1", 0),
+}
+# -> the goods' live or next sale
+SALE_FOR_GOODS = f"""
+SELECT {SALE_COLUMNS} FROM flash_sales s JOIN goods g ON g.id = s.goods_id
+ WHERE s.goods_id = %s AND s.status = 'scheduled' AND s.end_time > %s
+ ORDER BY s.start_time LIMIT 1"""
+# -> sales the background tasks follow: upcoming, live, or ended within the last hour
+ACTIVE_SALES = f"""
+SELECT {SALE_COLUMNS} FROM flash_sales s JOIN goods g ON g.id = s.goods_id
+ WHERE s.status = 'scheduled' AND s.end_time > %s"""
+GOODS_EXISTS = "SELECT id FROM goods WHERE id = %s"
+INSERT_SALE = """
+INSERT INTO flash_sales (goods_id, price, total_stock, per_user_limit, start_time, end_time)
+VALUES (%s, %s, %s, %s, %s, %s)"""
+# 1: changed (only while scheduled)
+UPDATE_SALE = """
+UPDATE flash_sales SET goods_id = %s, price = %s, total_stock = %s, per_user_limit = %s,
+       start_time = %s, end_time = %s
+ WHERE id = %s AND status = 'scheduled'"""
+# 1: cancelled by this call
+CANCEL_SALE = "UPDATE flash_sales SET status = 'cancelled' WHERE id = %s AND status = 'scheduled'"
+# -> the row, locked while an edit decides
+LOCK_SALE = "SELECT id, goods_id, total_stock, sold, start_time, end_time, status FROM flash_sales WHERE id = %s FOR UPDATE"
+# -> per user, units held by the sale's orders that are not cancelled (for a rebuild)
+HELD_BY_ORDERS = """
+SELECT request_id, user_id, quantity FROM orders
+ WHERE flash_sale_id = %s AND status <> 'cancelled'"""
+# -> request ids that already ended as an order (any status) or an explicit failure
+ENDED_REQUESTS = """
+SELECT request_id FROM orders WHERE flash_sale_id = %s AND request_id IS NOT NULL
+UNION ALL
+SELECT request_id FROM seckill_failures WHERE flash_sale_id = %s"""
+# -> the user's latest order from this sale (when Redis lost the result)
+LATEST_ORDER_OF_USER = """
+SELECT id FROM orders WHERE flash_sale_id = %s AND user_id = %s ORDER BY id DESC LIMIT 1"""
+# -> the explicit failure of one request
+FAILURE_OF = "SELECT reason FROM seckill_failures WHERE request_id = %s"
+
+REBUILD_LOCK_MS = 30_000
+MAX_STOCK = 10_000_000
+MAX_LIMIT = 99
+
+
+def _ms(value: dt.datetime) -> int:
+    return int(value.replace(tzinfo=dt.timezone.utc).timestamp() * 1000)
+
+
+def photo_url(photo: str | None) -> str:
+    return f"/static/uploads/{photo}" if photo else "/static/img/placeholder.svg"
+
+
+def sale_state(row: dict[str, Any], now: dt.datetime) -> str:
+    if row["status"] == "cancelled":
+        return "cancelled"
+    if now < row["start_time"]:
+        return "upcoming"
+    if now < row["end_time"]:
+        return "live"
+    return "ended"
+
+
+def sale_json(row: dict[str, Any], remaining: int | None, now: dt.datetime) -> dict[str, Any]:
+    """The contract's `sale`; `remaining` from Redis while warm, else from MySQL's count."""
+    if remaining is None:
+        remaining = row["total_stock"] - row["sold"]
+    return {
+        "id": row["id"],
+        "goods": {"id": row["goods_id"], "name": row["goods_name"], "photo_url": photo_url(row["goods_photo"]),
+                  "original_price": row["goods_original_price"] or row["goods_price"]},
+        "price": row["price"],
+        "total_stock": row["total_stock"],
+        "remaining": max(0, int(remaining)),
+        "per_user_limit": row["per_user_limit"],
+        "start_time": row["start_time"],
+        "end_time": row["end_time"],
+        "state": sale_state(row, now),
+    }
+
+
+async def _remaining_many(ctx: Context, sale_ids: list[int]) -> dict[int, int | None]:
+    if not sale_ids:
+        return {}
+    # one slot per sale: an MGET across tags would fail on a cluster, so pipeline the GETs
+    async with ctx.redis.pipeline(transaction=False) as pipe:
+        for i in sale_ids:
+            pipe.get(ctx.keys.sale_stock(i))
+        values = await pipe.execute()
+    return {i: (int(v) if v is not None else None) for i, v in zip(sale_ids, values)}
+
+
+async def get_sale_row(ctx: Context, sale_id: int) -> dict[str, Any]:
+    row = await db.fetch_one(ctx.db, SALE_BY_ID, (sale_id,))
+    if row is None:
+        raise NotFound()
+    return row
+
+
+async def get_sale(ctx: Context, sale_id: int) -> dict[str, Any]:
+    row = await get_sale_row(ctx, sale_id)
+    remaining = (await _remaining_many(ctx, [sale_id]))[sale_id]
+    return sale_json(row, remaining, utcnow())
+
+
+async def list_sales(ctx: Context, state: str, page: int, per_page: int) -> tuple[list[dict], int]:
+    now = utcnow()
+    where, n_args = STATE_FILTERS[state]
+    where_args = (now,) * n_args
+    rows = await db.fetch_all(ctx.db, LIST_SALES.format(where=where),
+                              (now, now, now) + where_args + (now, per_page, (page - 1) * per_page))
+    total = await db.fetch_value(ctx.db, COUNT_SALES.format(where=where), where_args)
+    remaining = await _remaining_many(ctx, [r["id"] for r in rows])
+    return [sale_json(r, remaining[r["id"]], now) for r in rows], int(total)
+
+
+async def sale_for_goods(ctx: Context, goods_id: int) -> dict[str, Any] | None:
+    """The goods' live or next upcoming flash sale as the contract's `sale` object, or None."""
+    now = utcnow()
+    row = await db.fetch_one(ctx.db, SALE_FOR_GOODS, (goods_id, now))
+    if row is None:
+        return None
+    remaining = (await _remaining_many(ctx, [row["id"]]))[row["id"]]
+    return sale_json(row, remaining, now)
+
+
+async def active_sales(ctx: Context, ended_within_s: int = 3600) -> list[dict[str, Any]]:
+    """Sales whose streams and state the background tasks look after."""
+    since = utcnow() - dt.timedelta(seconds=ended_within_s)
+    return await db.fetch_all(ctx.db, ACTIVE_SALES, (since,))
+
+
+# --- admin: create, edit, cancel -------------------------------------------------------------
+
+def _sale_fields(body: dict[str, Any], current: dict[str, Any] | None) -> dict[str, Any]:
+    fields = Fields(body)
+    partial = current is not None
+    goods_id = fields.integer("goods_id", low=1, high=2**63 - 1, required=not partial,
+                              default=current and current["goods_id"])
+    price = current["price"] if partial else None
+    if "price" in body or not partial:
+        price = parse_money(body.get("price"))
+        if price is None:
+            fields.error("price", "Give a price like 9.90.")
+    total = fields.integer("total_stock", low=1, high=MAX_STOCK, required=not partial,
+                           default=current and current["total_stock"])
+    limit = fields.integer("per_user_limit", low=1, high=MAX_LIMIT, required=False,
+                           default=current["per_user_limit"] if partial else 1)
+    times = {}
+    for name in ("start_time", "end_time"):
+        if name in body or not partial:
+            value = parse_time(body.get(name))
+            if value is None:
+                fields.error(name, "Give a time in ISO 8601, e.g. 2026-11-24T12:00:00Z.")
+            times[name] = value
+        else:
+            times[name] = current[name]
+    if times.get("start_time") and times.get("end_time") and times["end_time"] <= times["start_time"]:
+        fields.error("end_time", "Must be after the start time.")
+    fields.check()
+    return {"goods_id": goods_id, "price": price, "total_stock": total, "per_user_limit": limit, **times}
+
+
+async def create_sale(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
+    """Schedule a sale in MySQL, then write its warm state in Redis."""
+    values = _sale_fields(body, None)
+    if await db.fetch_value(ctx.db, GOODS_EXISTS, (values["goods_id"],)) is None:
+        raise Validation({"goods_id": "No such goods."})
+    async with db.transaction(ctx.db) as cur:
+        await cur.execute(INSERT_SALE, (values["goods_id"], values["price"], values["total_stock"],
+                                        values["per_user_limit"], values["start_time"], values["end_time"]))
+        sale_id = cur.lastrowid
+    row = await get_sale_row(ctx, sale_id)
+    await write_state(ctx, row, stock=row["total_stock"])
+    return sale_json(row, row["total_stock"], utcnow())
+
+
+async def update_sale(ctx: Context, sale_id: int, body: dict[str, Any]) -> dict[str, Any]:
+    """Before the start anything may change; once live only end_time and the stock (never below sold)."""
+    now = utcnow()
+    current = await get_sale_row(ctx, sale_id)
+    values = _sale_fields(body, current)
+    async with db.transaction(ctx.db) as cur:
+        await cur.execute(LOCK_SALE, (sale_id,))
+        locked = await cur.fetchone()
+        if locked["status"] != "scheduled" or locked["end_time"] <= now:
+            raise BadStatus("Only a scheduled sale that has not ended can be changed.")
+        started = locked["start_time"] <= now
+        if started:
+            frozen = {"goods_id": current["goods_id"], "price": current["price"],
+                      "per_user_limit": current["per_user_limit"], "start_time": current["start_time"]}
+            changed = [k for k, v in frozen.items() if values[k] != v]
+            if changed:
+                raise Validation({k: "Cannot change once the sale is live." for k in changed})
+            if values["end_time"] <= now:
+                raise Validation({"end_time": "Must be in the future."})
+        if values["total_stock"] < locked["sold"]:
+            raise Validation({"total_stock": f"Cannot be below the {locked['sold']} already sold."})
+        if values["goods_id"] != current["goods_id"] and await _goods_missing(cur, values["goods_id"]):
+            raise Validation({"goods_id": "No such goods."})
+        await cur.execute(UPDATE_SALE, (values["goods_id"], values["price"], values["total_stock"],
+                                        values["per_user_limit"], values["start_time"], values["end_time"],
+                                        sale_id))
+        delta = values["total_stock"] - locked["total_stock"]
+    row = await get_sale_row(ctx, sale_id)
+    remaining = await adjust_state(ctx, row, delta)
+    return sale_json(row, remaining, utcnow())
+
+
+async def _goods_missing(cur, goods_id: int) -> bool:
+    await cur.execute(GOODS_EXISTS, (goods_id,))
+    return await cur.fetchone() is None
+
+
+async def cancel_sale(ctx: Context, sale_id: int) -> dict[str, Any]:
+    """Stop a sale: no new admissions; orders already made stay (admins cancel them one by one)."""
+    await get_sale_row(ctx, sale_id)
+    if await db.execute(ctx.db, CANCEL_SALE, (sale_id,)) != 1:
+        raise BadStatus("The sale is already cancelled.")
+    row = await get_sale_row(ctx, sale_id)
+    await adjust_state(ctx, row, 0)
+    return sale_json(row, None, utcnow())
+
+
+# --- warm state in Redis ---------------------------------------------------------------------
+
+def _window_args(row: dict[str, Any]) -> list[Any]:
+    return [_ms(row["start_time"]), _ms(row["end_time"]), row["per_user_limit"], money(row["price"]),
+            row["status"]]
+
+
+async def write_state(ctx: Context, row: dict[str, Any], *, stock: int,
+                      buyers: dict[int, int] | None = None) -> bool:
+    """Write a sale's window, stock and buyers where Redis holds none; True when written."""
+    k = ctx.keys
+    pairs: list[Any] = []
+    for user_id, units in (buyers or {}).items():
+        pairs += [user_id, units]
+    written = await ctx.scripts.rebuild(
+        keys=[k.sale_window(row["id"]), k.sale_stock(row["id"]), k.sale_buyers(row["id"])],
+        args=_window_args(row) + [stock] + pairs)
+    await ctx.redis.sadd(k.active_sales(), row["id"])
+    return bool(written)
+
+
+async def adjust_state(ctx: Context, row: dict[str, Any], stock_delta: int) -> int | None:
+    """Apply an edit to the warm state; None when the state is missing (a rebuild writes it)."""
+    k = ctx.keys
+    remaining = await ctx.scripts.adjust(
+        keys=[k.sale_window(row["id"]), k.sale_stock(row["id"])],
+        args=_window_args(row) + [stock_delta])
+    if int(remaining) < 0:
+        return None
+    if stock_delta > 0:
+        await ctx.redis.publish(k.stock_channel(), row["id"])
+    return int(remaining)
+
+
+async def is_warm(ctx: Context, sale_id: int) -> bool:
+    return bool(await ctx.redis.exists(ctx.keys.sale_window(sale_id)))
+
+
+async def _requests_in_stream(ctx: Context, sale_id: int) -> dict[str, int]:
+    """request id -> user id for every entry still in the sale's stream."""
+    found: dict[str, int] = {}
+    key, start = ctx.keys.sale_stream(sale_id), "-"
+    while True:
+        entries = await ctx.redis.xrange(key, min=start, max="+", count=1000)
+        for entry_id, fields in entries:
+            found[fields["r"]] = int(fields["u"])
+        if len(entries) < 1000:
+            return found
+        start = "(" + entries[-1][0]
+
+
+async def rebuild_state(ctx: Context, sale_id: int) -> bool:
+    """Rebuild a sale's lost Redis state from MySQL, once, under a lock; True when this call wrote it.
+
+    remaining = total - (orders that hold stock, and requests still in the stream that have not
+    ended yet, counted once by request id). The stream is read before MySQL, so an entry that
+    becomes an order in between is counted once (as an order), never zero times.
+    """
+    k = ctx.keys
+    if await is_warm(ctx, sale_id):
+        return False
+    if not await ctx.redis.set(k.sale_rebuild_lock(sale_id), ctx.settings.consumer_name or "x",
+                               nx=True, px=REBUILD_LOCK_MS):
+        return False
+    try:
+        if await is_warm(ctx, sale_id):
+            return False
+        in_stream = await _requests_in_stream(ctx, sale_id)
+        row = await get_sale_row(ctx, sale_id)
+        held = await db.fetch_all(ctx.db, HELD_BY_ORDERS, (sale_id,))
+        ended = {r["request_id"] for r in await db.fetch_all(ctx.db, ENDED_REQUESTS, (sale_id, sale_id))}
+        buyers: dict[int, int] = {}
+        units = 0
+        for r in held:
+            buyers[r["user_id"]] = buyers.get(r["user_id"], 0) + r["quantity"]
+            units += r["quantity"]
+        for request_id, user_id in in_stream.items():
+            if request_id not in ended:
+                buyers[user_id] = buyers.get(user_id, 0) + 1
+                units += 1
+        remaining = max(0, row["total_stock"] - units)
+        written = await write_state(ctx, row, stock=remaining, buyers=buyers)
+        if written:
+            log.warning("rebuilt Redis state of sale %s from MySQL: remaining %s, %s buyers",
+                        sale_id, remaining, len(buyers))
+        return written
+    finally:
+        await ctx.redis.delete(k.sale_rebuild_lock(sale_id))
+
+
+# --- give-backs and results ------------------------------------------------------------------
+
+async def release_units(ctx: Context, sale_id: int, user_id: int, units: int) -> None:
+    """Give units of a cancelled flash-sale order back to the sale's Redis stock and buyer slot.
+
+    Call it only after the MySQL transaction that cancelled the order (and lowered
+    flash_sales.sold) committed, and only when that cancel changed a row.
+    """
+    k = ctx.keys
+    remaining = await ctx.scripts.release(keys=[k.sale_stock(sale_id), k.sale_buyers(sale_id)],
+                                          args=[user_id, units])
+    if int(remaining) >= 0:
+        await ctx.redis.publish(k.stock_channel(), sale_id)
+
+
+async def purchase_result(ctx: Context, sale_id: int, user_id: int) -> dict[str, Any]:
+    """The outcome of the user's latest purchase request in this sale."""
+    k = ctx.keys
+    request_id = await ctx.redis.hget(k.sale_user_request(sale_id), user_id)
+    if request_id is None:
+        order_id = await db.fetch_value(ctx.db, LATEST_ORDER_OF_USER, (sale_id, user_id))
+        if order_id is not None:
+            return {"status": "success", "order_id": order_id}
+        await get_sale_row(ctx, sale_id)  # 404 for an unknown sale
+        return {"status": "none"}
+    outcome = await ctx.redis.hget(k.sale_results(sale_id), request_id)
+    return result_json(request_id, outcome)
+
+
+def result_json(request_id: str, outcome: str | None) -> dict[str, Any]:
+    if outcome is None:
+        return {"status": "queued", "request_id": request_id}
+    status, _, detail = outcome.partition(":")
+    if status == "success":
+        return {"status": "success", "request_id": request_id, "order_id": int(detail)}
+    return {"status": "failed", "request_id": request_id, "reason": detail}
+
+
+def admission_refusal(code: int, detail: int) -> Refusal:
+    """Map admit.lua's code to the contract's refusal."""
+    from flashsale.errors import AlreadyPurchased, Ended, NotStarted, RateLimited, SoldOut
+
+    if code == 1:
+        return SoldOut()
+    if code == 2:
+        return NotStarted(data={"starts_in_ms": int(detail)})
+    if code in (3, 4):
+        return Ended()
+    if code == 5:
+        return AlreadyPurchased()
+    if code == 6:
+        return RateLimited(retry_after_s=max(1, -(-int(detail) // 1000)))
+    return Unavailable("The sale is warming up; try again in a moment.")
+

@@ -1,0 +1,130 @@
+"""JSON flash-sale routes: list, detail, purchase (the hot path), result and live updates."""
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+
+from aiohttp import WSMsgType, web
+
+from flashsale.appkeys import ADMISSION, CTX
+from flashsale.auth import read_session_fast
+from flashsale.csrf import checks_own_csrf
+from flashsale.errors import CsrfFailed, NotFound, Unauthenticated, Validation
+from flashsale.jsonio import envelope, page_data, read_json
+from flashsale.services import seckill
+from flashsale.validate import page_params
+from flashsale.views.api.system import redis_now
+
+log = logging.getLogger(__name__)
+routes = web.RouteTableDef()
+
+PAYMENT_METHODS = frozenset({"alipay", "wechat", "card"})
+STATES = frozenset({"live", "upcoming", "ended"})
+LIVE_INTERVAL_S = 1.0
+LIVE_KEEPALIVE_S = 15.0
+
+
+def sale_id_of(request: web.Request) -> int:
+    try:
+        return int(request.match_info["id"])
+    except ValueError:
+        raise NotFound() from None
+
+
+@routes.get("/api/seckill")
+async def list_sales(request: web.Request) -> web.Response:
+    state = request.query.get("state", "")
+    if state and state not in STATES:
+        raise Validation({"state": "Must be one of: ended, live, upcoming."})
+    page, per_page = page_params(request)
+    items, total = await seckill.list_sales(request.app[CTX], state, page, per_page)
+    return envelope(page_data(items, page, per_page, total))
+
+
+@routes.get(r"/api/seckill/{id:\d+}")
+async def get_sale(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    sale = await seckill.get_sale(ctx, sale_id_of(request))
+    return envelope({**sale, "server_time": await redis_now(ctx)})
+
+
+def _buyer(request: web.Request) -> tuple[int, int]:
+    """(user id, session epoch) from the cookie alone; the epoch is checked against Redis later."""
+    session = read_session_fast(request)
+    if not session or "uid" not in session:
+        raise Unauthenticated()
+    return int(session["uid"]), int(session.get("ep", -1))
+
+
+@routes.post(r"/api/seckill/{id:\d+}/purchase")
+@checks_own_csrf
+async def purchase(request: web.Request) -> web.Response:
+    """Session, CSRF, body, sold-out flag, buyer checks (one batched HMGET), then admit.lua."""
+    sale_id = sale_id_of(request)
+    session = read_session_fast(request)
+    if not session or "uid" not in session:
+        raise Unauthenticated()
+    expected, given = session.get("csrf"), request.headers.get("X-CSRF-Token")
+    if not expected or not given or not hmac.compare_digest(expected.encode(), given.encode()):
+        raise CsrfFailed()
+    body = await read_json(request)
+    address_id, method = body.get("address_id"), body.get("payment_method")
+    errors = {}
+    if isinstance(address_id, str) and address_id.isdigit():
+        address_id = int(address_id)
+    if not isinstance(address_id, int) or isinstance(address_id, bool) or not 0 < address_id < 2**63:
+        errors["address_id"] = "Choose one of your own addresses."
+    if method not in PAYMENT_METHODS:
+        errors["payment_method"] = "Must be one of: alipay, card, wechat."
+    if errors:
+        raise Validation(errors)
+    admission = request.app[ADMISSION]
+    user_id = int(session["uid"])
+    if not admission.is_sold_out(sale_id):
+        await admission.check_buyer(user_id, int(session.get("ep", -1)), address_id)
+    request_id = await admission.admit(sale_id, user_id, address_id, method)
+    return envelope({"status": "queued", "request_id": request_id}, status=202, msg="queued")
+
+
+@routes.get(r"/api/seckill/{id:\d+}/result")
+async def result(request: web.Request) -> web.Response:
+    user_id, epoch = _buyer(request)
+    await request.app[ADMISSION].check_session(user_id, epoch)
+    return envelope(await seckill.purchase_result(request.app[CTX], sale_id_of(request), user_id))
+
+
+@routes.get(r"/api/seckill/{id:\d+}/live")
+async def live(request: web.Request) -> web.StreamResponse:
+    """WebSocket: `{remaining, state, server_time}` whenever it changes, at most once a second."""
+    ctx = request.app[CTX]
+    sale_id = sale_id_of(request)
+    await seckill.get_sale_row(ctx, sale_id)
+    ws = web.WebSocketResponse(heartbeat=30.0)
+    await ws.prepare(request)
+    last, quiet = None, 0.0
+    reader = asyncio.create_task(_drain(ws))
+    try:
+        while not ws.closed and not reader.done():
+            sale = await seckill.get_sale(ctx, sale_id)
+            snapshot = (sale["remaining"], sale["state"])
+            if snapshot != last or quiet >= LIVE_KEEPALIVE_S:
+                await ws.send_json({"remaining": sale["remaining"], "state": sale["state"],
+                                    "server_time": (await redis_now(ctx)).isoformat(timespec="milliseconds")
+                                    .replace("+00:00", "Z")})
+                last, quiet = snapshot, 0.0
+            await asyncio.sleep(LIVE_INTERVAL_S)
+            quiet += LIVE_INTERVAL_S
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass
+    finally:
+        reader.cancel()
+        await ws.close()
+    return ws
+
+
+async def _drain(ws: web.WebSocketResponse) -> None:
+    """Read (and ignore) what the client sends, so that a close is noticed."""
+    async for message in ws:
+        if message.type in (WSMsgType.CLOSE, WSMsgType.ERROR):
+            break
