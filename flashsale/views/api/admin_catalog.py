@@ -1,0 +1,103 @@
+"""Admin JSON routes for the catalog: categories, goods and goods pictures."""
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from flashsale.appkeys import CTX
+from flashsale.auth import require_admin
+from flashsale.errors import TooLarge, Validation
+from flashsale.jsonio import envelope, page_data, read_json
+from flashsale.services import catalog
+from flashsale.validate import Fields, page_params
+
+routes = web.RouteTableDef()
+
+
+def id_of(request: web.Request) -> int:
+    return int(request.match_info["id"])
+
+
+@routes.get("/api/admin/categories")
+async def list_categories(request: web.Request) -> web.Response:
+    await require_admin(request)
+    return envelope({"items": await catalog.admin_list_categories(request.app[CTX])})
+
+
+@routes.post("/api/admin/categories")
+async def create_category(request: web.Request) -> web.Response:
+    await require_admin(request)
+    category = await catalog.create_category(request.app[CTX], await read_json(request))
+    return envelope({"category": category}, status=201, msg="category created")
+
+
+@routes.put(r"/api/admin/categories/{id:\d{1,18}}")
+async def update_category(request: web.Request) -> web.Response:
+    await require_admin(request)
+    category = await catalog.update_category(request.app[CTX], id_of(request), await read_json(request))
+    return envelope({"category": category}, msg="category updated")
+
+
+@routes.delete(r"/api/admin/categories/{id:\d{1,18}}")
+async def delete_category(request: web.Request) -> web.Response:
+    await require_admin(request)
+    await catalog.delete_category(request.app[CTX], id_of(request))
+    return envelope(None, msg="category deleted")
+
+
+@routes.get("/api/admin/goods")
+async def list_goods(request: web.Request) -> web.Response:
+    await require_admin(request)
+    fields = Fields(dict(request.query))
+    category_id = fields.integer("category_id", low=1, high=2**32 - 1, required=False)
+    fields.check()
+    q = " ".join(request.query.get("q", "").split())[:catalog.MAX_QUERY_LEN]
+    page, per_page = page_params(request)
+    items, total = await catalog.admin_list_goods(request.app[CTX], category_id=category_id, q=q,
+                                                  page=page, per_page=per_page)
+    return envelope(page_data(items, page, per_page, total))
+
+
+@routes.get(r"/api/admin/goods/{id:\d{1,18}}")
+async def get_goods(request: web.Request) -> web.Response:
+    await require_admin(request)
+    return envelope({"goods": await catalog.admin_get_goods(request.app[CTX], id_of(request))})
+
+
+@routes.post("/api/admin/goods")
+async def create_goods(request: web.Request) -> web.Response:
+    await require_admin(request)
+    goods = await catalog.create_goods(request.app[CTX], await read_json(request))
+    return envelope({"goods": goods}, status=201, msg="goods created")
+
+
+@routes.put(r"/api/admin/goods/{id:\d{1,18}}")
+async def update_goods(request: web.Request) -> web.Response:
+    await require_admin(request)
+    goods = await catalog.update_goods(request.app[CTX], id_of(request), await read_json(request))
+    return envelope({"goods": goods}, msg="goods updated")
+
+
+@routes.delete(r"/api/admin/goods/{id:\d{1,18}}")
+async def delete_goods(request: web.Request) -> web.Response:
+    await require_admin(request)
+    await catalog.delete_goods(request.app[CTX], id_of(request))
+    return envelope(None, msg="goods deleted")
+
+
+@routes.post(r"/api/admin/goods/{id:\d{1,18}}/photo")
+async def upload_photo(request: web.Request) -> web.Response:
+    await require_admin(request)
+    if request.content_type != "multipart/form-data":
+        raise Validation({"photo": "Send the picture as multipart/form-data field `photo`."})
+    # a body above client_max_size (6 MB) is refused by aiohttp here with 413
+    form = await request.post()
+    field = form.get("photo")
+    if field is None or isinstance(field, str):
+        raise Validation({"photo": "Attach a picture file."})
+    data = await asyncio.to_thread(field.file.read, catalog.MAX_PHOTO_BYTES + 1)
+    if len(data) > catalog.MAX_PHOTO_BYTES:
+        raise TooLarge("The picture is larger than 5 MB.")
+    goods = await catalog.set_goods_photo(request.app[CTX], id_of(request), data)
+    return envelope({"goods": goods}, msg="picture saved")

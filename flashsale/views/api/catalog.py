@@ -1,0 +1,29 @@
+"""Catalog JSON routes for shoppers: categories, the goods list and one goods' details."""
+from __future__ import annotations
+
+from aiohttp import web
+
+from flashsale.appkeys import CTX
+from flashsale.jsonio import envelope, page_data
+from flashsale.services import catalog
+from flashsale.validate import page_params
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/api/categories")
+async def list_categories(request: web.Request) -> web.Response:
+    return envelope({"items": await catalog.list_categories(request.app[CTX])})
+
+
+@routes.get("/api/goods")
+async def list_goods(request: web.Request) -> web.Response:
+    filters = catalog.goods_filters(request.query)
+    page, per_page = page_params(request)
+    items, total = await catalog.list_goods(request.app[CTX], **filters, page=page, per_page=per_page)
+    return envelope(page_data(items, page, per_page, total))
+
+
+@routes.get(r"/api/goods/{id:\d{1,18}}")
+async def get_goods(request: web.Request) -> web.Response:
+    return envelope(await catalog.get_goods(request.app[CTX], int(request.match_info["id"])))
