@@ -48,10 +48,13 @@ def verify_password(password: str, stored: str) -> bool:
         salt_bytes = _unb64(salt)
     except ValueError:
         return False
-    if scheme != "scrypt":
+    if scheme != "scrypt" or not expected:
         return False
-    actual = hashlib.scrypt(password.encode(), salt=salt_bytes, n=cost.n, r=cost.r, p=cost.p,
-                            maxmem=cost.maxmem, dklen=len(expected))
+    try:
+        actual = hashlib.scrypt(password.encode(), salt=salt_bytes, n=cost.n, r=cost.r, p=cost.p,
+                                maxmem=cost.maxmem, dklen=len(expected))
+    except ValueError:  # parameters scrypt refuses (n not a power of two, ...): not a hash of ours
+        return False
     return hmac.compare_digest(actual, expected)
 
 
