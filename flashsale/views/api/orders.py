@@ -5,9 +5,9 @@ from aiohttp import web
 
 from flashsale.appkeys import CTX
 from flashsale.auth import require_user
-from flashsale.jsonio import envelope, read_json
+from flashsale.jsonio import envelope, page_data, read_json
 from flashsale.services import orders
-from flashsale.validate import int_param
+from flashsale.validate import page_params
 
 routes = web.RouteTableDef()
 
@@ -27,11 +27,9 @@ async def place_order(request: web.Request) -> web.Response:
 async def list_orders(request: web.Request) -> web.Response:
     user = await require_user(request)
     status = orders.clean_status(request.query.get("status"))
-    page = int_param(request.query.get("page"), 1, 1, 1_000_000)
-    per_page = int_param(request.query.get("per_page"), 20, 1, 100)
+    page, per_page = page_params(request)
     items, total = await orders.list_orders(request.app[CTX], user.id, status, page, per_page)
-    return envelope({"items": items, "page": page, "per_page": per_page, "total": total,
-                     "pages": (total + per_page - 1) // per_page})
+    return envelope(page_data(items, page, per_page, total))
 
 
 @routes.get(r"/api/orders/{id:\d+}")
