@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from flashsale import db
 from flashsale.services import addresses
 from tests.conftest import login
@@ -11,6 +13,12 @@ BODY = {
     "receiver_name": "Li Lei", "phone": "138 0013 8000", "province": "Zhejiang", "city": "Hangzhou",
     "district": "Xihu", "detail_address": "18 Wensan Road",
 }
+
+
+@pytest.fixture
+async def client(aiohttp_client, make_app):
+    """The app without its background work, which these tests do not need."""
+    return await aiohttp_client(make_app(background_tasks=False))
 
 
 def without_times(address: dict) -> dict:

@@ -17,6 +17,12 @@ NEW = {"new_receiver_name": "Han Meimei", "new_phone": "13900000000", "new_provi
 
 
 @pytest.fixture
+async def client(aiohttp_client, make_app):
+    """The app without its background work: no sweeper may cancel an order a test set up."""
+    return await aiohttp_client(make_app(background_tasks=False))
+
+
+@pytest.fixture
 async def page_user(client, factory):
     """A logged-in shopper for form posts: (client, user, csrf token)."""
     user = await factory.user()

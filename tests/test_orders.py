@@ -20,6 +20,12 @@ EMPTY_TIMES = {"pay_deadline": None, "paid_at": None, "shipped_at": None, "compl
 
 
 @pytest.fixture
+async def client(aiohttp_client, make_app):
+    """The app without its background work: no sweeper may cancel an order a test set up."""
+    return await aiohttp_client(make_app(background_tasks=False))
+
+
+@pytest.fixture
 async def shopper(user_client, factory):
     """A logged-in user with a default address: (client, user, headers, address_id)."""
     client, user, headers = user_client
@@ -417,6 +423,20 @@ async def test_cancel_flash_order_returns_units_to_the_sale_then_to_redis(user_c
     r = await client.post(f"/api/orders/{order_id}/cancel", headers=headers)
     assert r.status == 409
     assert len(released) == 1
+
+
+async def test_cancel_flash_order_gives_the_units_back_to_the_warm_sale(user_client, factory, ctx):
+    client, user, headers = user_client
+    order_id, sale_id = await flash_order(ctx, user["id"], await factory.goods(sales=2), quantity=2)
+    assert await seckill.rebuild_state(ctx, sale_id)
+    stock_key, buyers_key = ctx.keys.sale_stock(sale_id), ctx.keys.sale_buyers(sale_id)
+    assert (await ctx.redis.get(stock_key), await ctx.redis.hgetall(buyers_key)) == ("8", {str(user["id"]): "2"})
+    r = await client.post(f"/api/orders/{order_id}/cancel", headers=headers)
+    assert r.status == 200, await r.text()
+    assert (await ctx.redis.get(stock_key), await ctx.redis.hgetall(buyers_key)) == ("10", {})
+    r = await client.post(f"/api/orders/{order_id}/cancel", headers=headers)
+    assert r.status == 409
+    assert await ctx.redis.get(stock_key) == "10"
 
 
 async def test_admin_cancel_of_any_owners_paid_order(shopper, factory, ctx):
