@@ -36,8 +36,11 @@ WATCH_INTERVAL_S = 1.0
 BACKOFF_S = (0.1, 0.2, 0.5, 1.0, 2.0)
 TRANSIENT_DB_ERRORS = (OperationalError, InterfaceError, ConnectionError, OSError, asyncio.TimeoutError)
 
+# Batches of one sale take its row lock first: they and the dead-lettering of an entry then
+# never decide about the same request at the same time.
+LOCK_SALE = "SELECT sold FROM flash_sales WHERE id = %s FOR UPDATE"
 # One row per entry, joined to the buyer's address for its snapshot; a row whose address is
-# gone (or is not the buyer's) joins nothing and so makes no order.
+# gone (or is not the buyer's), or whose request already failed, makes no order.
 ENTRY_ROW = "SELECT %s AS n, %s AS u, %s AS r, %s AS p, %s AS m, %s AS a"
 # -> rowcount = orders really inserted (a request id already there changes nothing)
 INSERT_ORDERS = """
@@ -49,9 +52,13 @@ SELECT e.n, e.u, %s, %s, e.r, 1, e.p, e.p, e.m, 'pending', ad.id, ad.receiver_na
        UTC_TIMESTAMP(3) + INTERVAL %s SECOND
   FROM ({rows}) AS e
   JOIN addresses ad ON ad.id = e.a AND ad.user_id = e.u
+  LEFT JOIN seckill_failures f ON f.request_id = e.r
+ WHERE f.request_id IS NULL
     ON DUPLICATE KEY UPDATE request_id = orders.request_id"""
 # -> the orders of these requests, made now or by an earlier delivery
 ORDERS_OF_REQUESTS = "SELECT id, request_id, order_number, user_id FROM orders WHERE request_id IN ({marks})"
+# -> the recorded failures of these requests
+FAILURES_OF_REQUESTS = "SELECT request_id, reason FROM seckill_failures WHERE request_id IN ({marks})"
 INSERT_LOGS = """
 INSERT INTO order_status_log (order_id, from_status, to_status, actor_id, actor, remark)
 VALUES {rows}"""
@@ -63,6 +70,10 @@ ADD_SALES = "UPDATE goods SET sales = sales + %s WHERE id = %s"
 INSERT_FAILURE = """
 INSERT INTO seckill_failures (request_id, flash_sale_id, user_id, reason, detail)
 VALUES (%s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE request_id = request_id"""
+FAILURE_DETAILS = {
+    "address_missing": "the delivery address was deleted before the order was written",
+    "undeliverable": "the request failed too many deliveries",
+}
 
 
 @dataclass(frozen=True)
@@ -83,8 +94,39 @@ class Entry:
 class BatchOutcome:
     orders: dict[str, int]  # request id -> order id
     acked: list[str]  # entry ids that have their order
-    failed: list[tuple[Entry, str]]  # entries that can never become an order, with the reason
+    failed: list[tuple[Entry, str]]  # entries that ended as an explicit failure, with the reason
     inserted: int
+
+
+async def _settle(cur, sale: dict[str, Any], entries: list[Entry], new_failure: str,
+                  numbers: dict[str, str] | None) -> BatchOutcome:
+    """Inside a transaction holding the sale's lock: find each entry's order or failure; record
+    `new_failure` for entries that have neither; count and log the orders made in this call."""
+    marks = ", ".join(["%s"] * len(entries))
+    request_ids = [e.request_id for e in entries]
+    await cur.execute(ORDERS_OF_REQUESTS.format(marks=marks), request_ids)
+    found = {r["request_id"]: r for r in await cur.fetchall()}
+    new = [r for rid, r in found.items() if numbers and r["order_number"] == numbers[rid]]
+    if new:
+        await cur.execute(INSERT_LOGS.format(rows=", ".join([LOG_ROW] * len(new))),
+                          [v for r in new for v in (r["id"], r["user_id"])])
+        await cur.execute(ADD_SOLD, (len(new), sale["id"]))
+        await cur.execute(ADD_SALES, (len(new), sale["goods_id"]))
+    without_order = [e for e in entries if e.request_id not in found]
+    failed: list[tuple[Entry, str]] = []
+    if without_order:
+        await cur.execute(FAILURES_OF_REQUESTS.format(marks=", ".join(["%s"] * len(without_order))),
+                          [e.request_id for e in without_order])
+        known = {r["request_id"]: r["reason"] for r in await cur.fetchall()}
+        for e in without_order:
+            reason = known.get(e.request_id)
+            if reason is None:
+                reason = new_failure
+                await cur.execute(INSERT_FAILURE, (e.request_id, sale["id"], e.user_id, reason,
+                                                   FAILURE_DETAILS.get(reason, "")))
+            failed.append((e, reason))
+    return BatchOutcome({rid: r["id"] for rid, r in found.items()},
+                        [e.entry_id for e in entries if e.request_id in found], failed, len(new))
 
 
 async def write_batch(ctx: Context, sale: dict[str, Any], entries: list[Entry]) -> BatchOutcome:
@@ -94,24 +136,18 @@ async def write_batch(ctx: Context, sale: dict[str, Any], entries: list[Entry]) 
     for e in entries:
         row_args += [numbers[e.request_id], e.user_id, e.request_id, e.price, e.payment_method, e.address_id]
     rows_sql = " UNION ALL ".join([ENTRY_ROW] * len(entries))
-    marks = ", ".join(["%s"] * len(entries))
     async with db.transaction(ctx.db) as cur:
+        await cur.execute(LOCK_SALE, (sale["id"],))
         await cur.execute(INSERT_ORDERS.format(rows=rows_sql),
                           [sale["goods_id"], sale["id"], ctx.settings.pay_window_s] + row_args)
-        await cur.execute(ORDERS_OF_REQUESTS.format(marks=marks), [e.request_id for e in entries])
-        found = {r["request_id"]: r for r in await cur.fetchall()}
-        new = [r for rid, r in found.items() if r["order_number"] == numbers[rid]]
-        if new:
-            await cur.execute(INSERT_LOGS.format(rows=", ".join([LOG_ROW] * len(new))),
-                              [v for r in new for v in (r["id"], r["user_id"])])
-            await cur.execute(ADD_SOLD, (len(new), sale["id"]))
-            await cur.execute(ADD_SALES, (len(new), sale["goods_id"]))
-        failed = [(e, "address_missing") for e in entries if e.request_id not in found]
-        for e, reason in failed:
-            await cur.execute(INSERT_FAILURE, (e.request_id, sale["id"], e.user_id, reason,
-                                               "the delivery address was deleted before the order was written"))
-    return BatchOutcome({rid: r["id"] for rid, r in found.items()},
-                        [e.entry_id for e in entries if e.request_id in found], failed, len(new))
+        return await _settle(cur, sale, entries, "address_missing", numbers)
+
+
+async def give_up(ctx: Context, sale: dict[str, Any], entries: list[Entry], reason: str) -> BatchOutcome:
+    """Record entries that failed too often as failures, unless an order exists for them already."""
+    async with db.transaction(ctx.db) as cur:
+        await cur.execute(LOCK_SALE, (sale["id"],))
+        return await _settle(cur, sale, entries, reason, None)
 
 
 class SaleWorker:
@@ -241,8 +277,9 @@ class SaleWorker:
                 deliveries = {p["message_id"]: p["times_delivered"] for p in pending}
                 entries = [Entry.parse(i, f) for i, f in claimed]
                 doomed = [e for e in entries if deliveries.get(e.entry_id, 1) > s.max_deliveries]
-                for entry in doomed:
-                    await self.fail(entry, "undeliverable", deliveries[entry.entry_id])
+                if doomed:
+                    await self.acknowledge(await give_up(self.ctx, self.sale, doomed, "undeliverable"),
+                                           deliveries)
                 rest = [e for e in entries if e not in doomed]
                 if rest:
                     await self.process(rest, None, deliveries)

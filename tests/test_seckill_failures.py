@@ -1,0 +1,352 @@
+"""The flash-sale engine under failure: dead consumers, MySQL outages, lost Redis state, expiry."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from flashsale import db
+from flashsale.appkeys import CTX, ENGINE
+from flashsale.auth import cache_addresses, cache_auth_state
+from flashsale.consumers import Entry, SaleWorker, write_batch
+from flashsale.services import seckill
+
+from conftest import Factory
+from seckill_support import (buyers, count_orders, make_sale, purchase, remaining, session_cookie, sold,
+                             wait_for)
+
+GROUP = "orders"
+
+
+async def _admit(client, sale_id, people):
+    for person in people:
+        headers, _ = session_cookie(client.app, person["id"])
+        status, body = await purchase(client, sale_id, headers, person["address_id"])
+        assert status == 202, body
+
+
+async def _read_as(ctx, sale_id, consumer):
+    """XREADGROUP as a consumer that then 'dies' (never acknowledges)."""
+    reply = await ctx.redis.xreadgroup(GROUP, consumer, {ctx.keys.sale_stream(sale_id): ">"}, count=100)
+    return [Entry.parse(i, f) for i, f in reply[0][1]] if reply else []
+
+
+async def _worker(client, sale_id):
+    ctx = client.app[CTX]
+    worker = SaleWorker(client.app[ENGINE], await seckill.get_sale_row(ctx, sale_id))
+    await worker.ensure_group()
+    return worker
+
+
+async def _pending(ctx, sale_id):
+    return (await ctx.redis.xpending(ctx.keys.sale_stream(sale_id), GROUP))["pending"]
+
+
+async def test_consumer_killed_after_commit_before_ack_makes_no_second_order(aiohttp_client, make_app):
+    client = await aiohttp_client(make_app(background_tasks=False, reclaim_idle_ms=50))
+    ctx = client.app[CTX]
+    sale = await make_sale(ctx, Factory(ctx), stock=5)
+    worker = await _worker(client, sale["id"])
+    await _admit(client, sale["id"], await buyers(ctx, 3))
+
+    entries = await _read_as(ctx, sale["id"], "dead-host-w0-c0")
+    assert len(entries) == 3
+    await write_batch(ctx, worker.sale, entries)  # committed, then the process died: no XACK
+    assert await count_orders(ctx, sale["id"]) == 3 and await _pending(ctx, sale["id"]) == 3
+
+    await asyncio.sleep(0.1)
+    await worker.reclaim()  # redelivered to a live consumer
+    assert await count_orders(ctx, sale["id"]) == 3
+    assert await sold(ctx, sale["id"]) == 3
+    assert await _pending(ctx, sale["id"]) == 0
+    assert await remaining(ctx, sale["id"]) == 2
+    results = await ctx.redis.hvals(ctx.keys.sale_results(sale["id"]))
+    assert len(results) == 3 and all(v.startswith("success:") for v in results)
+    logs = await db.fetch_value(ctx.db, "SELECT COUNT(*) FROM order_status_log l JOIN orders o ON o.id = l.order_id "
+                                        "WHERE o.flash_sale_id = %s", (sale["id"],))
+    assert logs == 3
+
+
+async def test_consumer_killed_before_commit_is_finished_by_the_reclaimer(aiohttp_client, make_app):
+    client = await aiohttp_client(make_app(background_tasks=False, reclaim_idle_ms=50))
+    ctx = client.app[CTX]
+    sale = await make_sale(ctx, Factory(ctx), stock=5)
+    worker = await _worker(client, sale["id"])
+    await _admit(client, sale["id"], await buyers(ctx, 4))
+    assert len(await _read_as(ctx, sale["id"], "dead-host-w0-c0")) == 4  # read, then died
+    assert await count_orders(ctx, sale["id"]) == 0
+
+    await worker.reclaim()  # not idle long enough yet: nothing moves
+    assert await count_orders(ctx, sale["id"]) == 0
+    await asyncio.sleep(0.1)
+    await worker.reclaim()
+    assert await count_orders(ctx, sale["id"]) == 4
+    assert await _pending(ctx, sale["id"]) == 0
+    assert await sold(ctx, sale["id"]) == 4
+
+
+async def test_entry_delivered_too_often_is_dead_lettered_and_its_unit_returns(aiohttp_client, make_app):
+    client = await aiohttp_client(make_app(background_tasks=False, reclaim_idle_ms=50, max_deliveries=2))
+    ctx = client.app[CTX]
+    sale = await make_sale(ctx, Factory(ctx), stock=1)
+    worker = await _worker(client, sale["id"])
+    [first, second] = await buyers(ctx, 2)
+    await _admit(client, sale["id"], [first])
+    assert await remaining(ctx, sale["id"]) == 0
+    for attempt in range(2):  # two consumers read it and died
+        await asyncio.sleep(0.06)
+        if attempt == 0:
+            await _read_as(ctx, sale["id"], "dead-a")
+        else:
+            stream = ctx.keys.sale_stream(sale["id"])
+            await ctx.redis.xautoclaim(stream, GROUP, "dead-b", 50, start_id="0-0")
+    await asyncio.sleep(0.06)
+    await worker.reclaim()  # third delivery > max_deliveries: dead letter
+    assert await count_orders(ctx, sale["id"]) == 0
+    assert await remaining(ctx, sale["id"]) == 1
+    assert await _pending(ctx, sale["id"]) == 0
+    assert await ctx.redis.xlen(ctx.keys.sale_dead(sale["id"])) == 1
+    failure = await db.fetch_one(ctx.db, "SELECT user_id, reason FROM seckill_failures WHERE flash_sale_id = %s",
+                                 (sale["id"],))
+    assert failure == {"user_id": first["id"], "reason": "undeliverable"}
+    headers, _ = session_cookie(client.app, first["id"])
+    r = await client.get(f"/api/seckill/{sale['id']}/result", headers=headers)
+    data = (await r.json())["data"]
+    assert (data["status"], data["reason"]) == ("failed", "undeliverable")
+    # the first buyer's slot is free again, and the unit goes to the next buyer
+    assert await ctx.redis.hget(ctx.keys.sale_buyers(sale["id"]), first["id"]) is None
+    await _admit(client, sale["id"], [second])
+    await worker.process(await _read_as(ctx, sale["id"], worker.consumer_name(0)), None)
+    assert await count_orders(ctx, sale["id"]) == 1
+
+
+async def test_deleted_address_is_dead_lettered_and_a_later_buyer_gets_the_unit(client, ctx, factory):
+    sale = await make_sale(ctx, Factory(ctx), stock=1)
+    stream = ctx.keys.sale_stream(sale["id"])
+    first, second = await buyers(ctx, 2)
+    # stop the consumers from racing the delete: admit while the sale's consumers are not yet following
+    engine = client.app[ENGINE]
+    await engine.stop()
+    fresh = client.app[ENGINE].__class__(ctx, engine.admission)
+    await _admit(client, sale["id"], [first])
+    await db.execute(ctx.db, "DELETE FROM addresses WHERE id = %s", (first["address_id"],))
+    fresh.start()
+    try:
+        await wait_for(lambda: _dead_letters(ctx, sale["id"]), timeout_s=10)
+        assert await remaining(ctx, sale["id"]) == 1
+        assert await count_orders(ctx, sale["id"]) == 0
+        reason = await db.fetch_value(ctx.db, "SELECT reason FROM seckill_failures WHERE user_id = %s", (first["id"],))
+        assert reason == "address_missing"
+        await _admit(client, sale["id"], [second])
+        await wait_for(lambda: _orders_of(ctx, sale["id"], second["id"]))
+        assert await remaining(ctx, sale["id"]) == 0
+        assert await sold(ctx, sale["id"]) == 1
+        assert (await ctx.redis.xpending(stream, GROUP))["pending"] == 0
+    finally:
+        await fresh.stop()
+
+
+async def _dead_letters(ctx, sale_id):
+    return await ctx.redis.xlen(ctx.keys.sale_dead(sale_id))
+
+
+async def _orders_of(ctx, sale_id, user_id):
+    return await db.fetch_value(ctx.db, "SELECT COUNT(*) FROM orders WHERE flash_sale_id = %s AND user_id = %s",
+                                (sale_id, user_id))
+
+
+class Proxy:
+    """A TCP proxy the test controls: down() cuts every connection and refuses new ones."""
+
+    def __init__(self, upstream_port: int):
+        self.upstream_port = upstream_port
+        self.is_up = True
+        self.writers: set[asyncio.StreamWriter] = set()
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self.handle, "127.0.0.1", 0)
+        return self.server.sockets[0].getsockname()[1]
+
+    async def handle(self, reader, writer):
+        if not self.is_up:
+            writer.close()
+            return
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        self.writers |= {writer, up_writer}
+
+        async def pipe(src, dst):
+            with contextlib.suppress(Exception):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            with contextlib.suppress(Exception):
+                dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    def down(self):
+        self.is_up = False
+        for w in list(self.writers):
+            w.close()
+        self.writers.clear()
+
+    def up(self):
+        self.is_up = True
+
+    async def close(self):
+        self.down()
+        self.server.close()
+        await self.server.wait_closed()
+
+
+async def test_orders_arrive_once_after_mysql_comes_back(aiohttp_client, make_app, settings):
+    proxy = Proxy(settings.db_port)
+    port = await proxy.start()
+    try:
+        client = await aiohttp_client(make_app(db_port=port))
+        app_ctx = client.app[CTX]
+        sale = await make_sale(app_ctx, Factory(app_ctx), stock=20)
+        people = await buyers(app_ctx, 10)
+        for person in people:  # logged in before the outage: the purchase path needs no MySQL
+            await cache_auth_state(app_ctx, person["id"], 0, "user", True)
+            await cache_addresses(app_ctx, person["id"])
+        await asyncio.sleep(1.2)  # the sale's consumers are following it
+        proxy.down()
+        await _admit(client, sale["id"], people)
+        await asyncio.sleep(3)
+        direct = await db.create_pool(settings)  # around the proxy
+        try:
+            assert await _direct_count(direct, sale["id"]) == 0
+            proxy.up()
+            await wait_for(lambda: _direct_count(direct, sale["id"]), timeout_s=20)
+            await wait_for(lambda: _none_pending(app_ctx, sale["id"]))
+            assert await _direct_count(direct, sale["id"]) == 10
+            assert await sold(app_ctx, sale["id"]) == 10
+            assert await remaining(app_ctx, sale["id"]) == 10
+        finally:
+            await db.close_pool(direct)
+    finally:
+        await proxy.close()
+
+
+async def _direct_count(pool, sale_id):
+    n = await db.fetch_value(pool, "SELECT COUNT(*) FROM orders WHERE flash_sale_id = %s", (sale_id,))
+    return n == 10 and n
+
+
+async def _count_is(ctx, sale_id, n):
+    return await count_orders(ctx, sale_id) == n
+
+
+async def _none_pending(ctx, sale_id):
+    return await _pending(ctx, sale_id) == 0
+
+
+async def test_expired_unpaid_orders_are_cancelled_once_and_sold_again(aiohttp_client, make_app):
+    client = await aiohttp_client(make_app(pay_window_s=1, sweep_interval_s=3600))
+    ctx = client.app[CTX]
+    sale = await make_sale(ctx, Factory(ctx), stock=2)
+    people = await buyers(ctx, 3)
+    await _admit(client, sale["id"], people[:2])
+    await wait_for(lambda: _count_is(ctx, sale["id"], 2))
+    assert await remaining(ctx, sale["id"]) == 0
+    await asyncio.sleep(1.2)
+    engine = client.app[ENGINE]
+    swept = await asyncio.gather(engine.sweep(), engine.sweep())  # two processes sweeping at once
+    assert sum(swept) == 2
+    assert await engine.sweep() == 0
+    assert await count_orders(ctx, sale["id"], "cancelled") == 2
+    assert await sold(ctx, sale["id"]) == 0
+    assert await remaining(ctx, sale["id"]) == 2
+    log = await db.fetch_all(ctx.db, "SELECT l.actor, l.to_status FROM order_status_log l JOIN orders o "
+                                     "ON o.id = l.order_id WHERE o.flash_sale_id = %s AND l.to_status = 'cancelled'",
+                             (sale["id"],))
+    assert log == [{"actor": "system", "to_status": "cancelled"}] * 2
+    # an expired order cannot be paid
+    order_id = await db.fetch_value(ctx.db, "SELECT id FROM orders WHERE user_id = %s", (people[0]["id"],))
+    headers, _ = session_cookie(client.app, people[0]["id"])
+    r = await client.post(f"/api/orders/{order_id}/pay", headers=headers)
+    assert r.status == 409
+    # the units are sold again
+    await _admit(client, sale["id"], people[2:])
+    await wait_for(lambda: _orders_of(ctx, sale["id"], people[2]["id"]))
+
+
+async def test_two_racing_cancels_return_the_unit_once(client, ctx, factory):
+    sale = await make_sale(ctx, Factory(ctx), stock=3)
+    [person] = await buyers(ctx, 1)
+    await _admit(client, sale["id"], [person])
+    order_id = await wait_for(lambda: db.fetch_value(ctx.db, "SELECT id FROM orders WHERE flash_sale_id = %s",
+                                                     (sale["id"],)))
+    headers, _ = session_cookie(client.app, person["id"])
+    answers = await asyncio.gather(*[client.post(f"/api/orders/{order_id}/cancel", headers=headers)
+                                     for _ in range(2)])
+    assert sorted(r.status for r in answers) == [200, 409]
+    assert await remaining(ctx, sale["id"]) == 3
+    assert await sold(ctx, sale["id"]) == 0
+
+
+async def test_restart_mid_sale_keeps_redis_state(aiohttp_client, make_app):
+    first = await aiohttp_client(make_app())
+    ctx = first.app[CTX]
+    sale = await make_sale(ctx, Factory(ctx), stock=10)
+    people = await buyers(ctx, 4)
+    await _admit(first, sale["id"], people[:3])
+    await wait_for(lambda: _count_is(ctx, sale["id"], 3))
+    await first.close()
+
+    second = await aiohttp_client(make_app())
+    ctx2 = second.app[CTX]
+    await asyncio.sleep(1.2)  # its watcher ran
+    assert await remaining(ctx2, sale["id"]) == 7
+    assert await ctx2.redis.hlen(ctx2.keys.sale_buyers(sale["id"])) == 3
+    await _admit(second, sale["id"], people[3:])
+    await wait_for(lambda: _count_is(ctx2, sale["id"], 4))
+    assert await remaining(ctx2, sale["id"]) == 6
+    assert await sold(ctx2, sale["id"]) == 4
+
+
+async def test_lost_redis_state_is_rebuilt_once_from_mysql(aiohttp_client, make_app):
+    client = await aiohttp_client(make_app(background_tasks=False))
+    ctx = client.app[CTX]
+    sale = await make_sale(ctx, Factory(ctx), stock=10)
+    worker = await _worker(client, sale["id"])
+    people = await buyers(ctx, 6)
+    await _admit(client, sale["id"], people[:3])
+    await worker.process(await _read_as(ctx, sale["id"], worker.consumer_name(0)), None)
+    assert await count_orders(ctx, sale["id"]) == 3
+    await _admit(client, sale["id"], people[3:5])  # two requests still waiting in the stream
+    # cancelled orders hold no stock
+    order_id = await db.fetch_value(ctx.db, "SELECT id FROM orders WHERE user_id = %s", (people[0]["id"],))
+    headers, _ = session_cookie(client.app, people[0]["id"])
+    assert (await client.post(f"/api/orders/{order_id}/cancel", headers=headers)).status == 200
+    assert await remaining(ctx, sale["id"]) == 6
+
+    k = ctx.keys
+    await ctx.redis.delete(k.sale_window(sale["id"]), k.sale_stock(sale["id"]), k.sale_buyers(sale["id"]))
+    headers5, _ = session_cookie(client.app, people[5]["id"])
+    status, body = await purchase(client, sale["id"], headers5, people[5]["address_id"])
+    assert status == 503 and body["data"]["reason"] == "unavailable"  # cold: refused, never guessed
+    await asyncio.sleep(0.2)  # the purchase asked for a rebuild in the background
+    await ctx.redis.delete(k.sale_window(sale["id"]), k.sale_stock(sale["id"]), k.sale_buyers(sale["id"]))
+
+    results = await asyncio.gather(*[seckill.rebuild_state(ctx, sale["id"]) for _ in range(5)])
+    assert sorted(results) == [False] * 4 + [True]
+    assert await remaining(ctx, sale["id"]) == 10 - 2 - 2  # two live orders, two in the stream
+    held = await ctx.redis.hgetall(k.sale_buyers(sale["id"]))
+    assert held == {str(p["id"]): "1" for p in people[1:5]}
+    # a started process never overwrites live state
+    await ctx.redis.set(k.sale_stock(sale["id"]), 3)
+    assert await seckill.rebuild_state(ctx, sale["id"]) is False
+    assert await remaining(ctx, sale["id"]) == 3
+
+
+async def test_two_processes_starting_together_rebuild_once(aiohttp_client, make_app):
+    quiet = await aiohttp_client(make_app(background_tasks=False))
+    ctx = quiet.app[CTX]
+    sale = await make_sale(ctx, Factory(ctx), stock=8)
+    k = ctx.keys
+    await ctx.redis.delete(k.sale_window(sale["id"]), k.sale_stock(sale["id"]), k.sale_buyers(sale["id"]))
+    await asyncio.gather(aiohttp_client(make_app()), aiohttp_client(make_app()))
+    await wait_for(lambda: seckill.is_warm(ctx, sale["id"]), timeout_s=5)
+    assert await remaining(ctx, sale["id"]) == 8
