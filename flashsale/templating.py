@@ -20,6 +20,9 @@ async def flash(request: web.Request, message: str, category: str = "success") -
 
 
 async def page_context(request: web.Request) -> dict[str, Any]:
+    if request.path.startswith("/api/"):
+        # JSON never renders a template: leave the session (and its flash messages) alone
+        return {}
     session = await get_session(request)
     flashes = session.pop(FLASH_KEY, [])
     return {
