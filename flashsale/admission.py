@@ -17,6 +17,8 @@ from redis.exceptions import NoScriptError, RedisError
 
 from flashsale.auth import auth_state, cache_addresses
 from flashsale.context import Context
+from flashsale.metrics import count_admission
+from flashsale.scripts import ADMIT_CODES
 from flashsale.errors import SoldOut, Unauthenticated, Validation
 from flashsale.services import seckill
 
@@ -121,6 +123,7 @@ class Admission:
     async def admit(self, sale_id: int, user_id: int, address_id: int, payment_method: str) -> str:
         """Run admit.lua; returns the request id when queued, raises the contract's refusal."""
         if self.is_sold_out(sale_id):
+            count_admission("sold_out")
             raise SoldOut()
         k = self.ctx.keys
         request_id = uuid.uuid4().hex
@@ -133,6 +136,7 @@ class Admission:
         except NoScriptError:
             # Redis restarted and forgot the script: load it again (once) and retry directly
             code, detail = await self.admit_script(keys=list(keys), args=list(args))
+        count_admission(ADMIT_CODES.get(code, "error"))
         if code == 0:
             return request_id
         if code == 1:

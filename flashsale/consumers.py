@@ -20,7 +20,7 @@ from asyncmy.errors import InterfaceError, OperationalError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
-from flashsale import db
+from flashsale import db, metrics
 from flashsale.admission import Admission
 from flashsale.appkeys import ADMISSION, CTX, ENGINE
 from flashsale.context import Context
@@ -331,7 +331,6 @@ class Engine:
         self.workers: dict[int, SaleWorker] = {}
         self.stop_event = asyncio.Event()
         self.tasks: list[asyncio.Task] = []
-        self.metrics = None
         # blocking reads park a connection each: they get a pool of their own, apart from requests
         self.reader = Redis.from_url(ctx.settings.redis_url, decode_responses=True, max_connections=10_000,
                                      socket_connect_timeout=2, health_check_interval=30)
@@ -422,18 +421,20 @@ class Engine:
                 pass  # paid or cancelled meanwhile, or another process won the race
         return cancelled
 
-    # --- counters for /metrics (the metrics module fills self.metrics when it is set up) ---
-    def count_batch(self, size: int, inserted: int) -> None:
-        if self.metrics:
-            self.metrics.batch(size, inserted)
+    # --- counters for /metrics ---
+    @staticmethod
+    def count_batch(size: int, inserted: int) -> None:
+        metrics.CONSUMER_BATCH.observe(size)
+        if inserted:
+            metrics.ORDERS_WRITTEN.inc(inserted)
 
-    def count_dead_letter(self) -> None:
-        if self.metrics:
-            self.metrics.dead_letter()
+    @staticmethod
+    def count_dead_letter() -> None:
+        metrics.DEAD_LETTERS.inc()
 
-    def count_reclaims(self, n: int) -> None:
-        if self.metrics:
-            self.metrics.reclaims(n)
+    @staticmethod
+    def count_reclaims(n: int) -> None:
+        metrics.RECLAIMS.inc(n)
 
 
 async def _sleep(stop: asyncio.Event, seconds: float) -> None:

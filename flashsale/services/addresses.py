@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from flashsale import db
+from flashsale.auth import forget_addresses
 from flashsale.context import Context
 from flashsale.errors import LimitReached, NotFound
 from flashsale.validate import PHONE, Fields
@@ -159,3 +160,5 @@ async def delete_address(ctx: Context, user_id: int, address_id: int) -> None:
             newest = await cur.fetchone()
             if newest is not None:
                 await cur.execute(SET_DEFAULT, (newest["id"], user_id))
+    # the purchase path keeps the user's address ids in Redis: a deleted one must leave it
+    await forget_addresses(ctx, user_id)
