@@ -340,8 +340,8 @@ def _money(fields: Fields, name: str, *, required: bool) -> Decimal | None:
     return value
 
 
-def _clean_goods(body: dict[str, Any]) -> dict[str, Any]:
-    """Every goods field of body, checked; raises one Validation naming each bad field."""
+def _clean_goods(body: dict[str, Any]) -> tuple[dict[str, Any], Fields]:
+    """Every goods field of body, checked; the caller adds the category check, then `check()`s."""
     fields = Fields(body)
     clean: dict[str, Any] = {
         "category_id": fields.integer("category_id", low=1, high=2**32 - 1),
@@ -357,8 +357,7 @@ def _clean_goods(body: dict[str, Any]) -> dict[str, Any]:
     if (clean["price"] is not None and clean["original_price"] is not None
             and clean["original_price"] < clean["price"]):
         fields.error("original_price", "Must not be below the price.")
-    fields.check()
-    return clean
+    return clean, fields
 
 
 def _goods_args(clean: dict[str, Any]) -> tuple[Any, ...]:
@@ -366,10 +365,13 @@ def _goods_args(clean: dict[str, Any]) -> tuple[Any, ...]:
             clean["original_price"], clean["stock"], *(clean[name] for name, _ in SPEC_FIELDS))
 
 
-async def _check_category(cur, category_id: int) -> None:
-    await cur.execute(CATEGORY_EXISTS, (category_id,))
-    if await cur.fetchone() is None:
-        raise Validation({"category_id": "No such category."})
+async def _check_category(cur, fields: Fields, category_id: int | None) -> None:
+    """Record an error when the (otherwise valid) category does not exist; then raise them all."""
+    if category_id is not None:
+        await cur.execute(CATEGORY_EXISTS, (category_id,))
+        if await cur.fetchone() is None:
+            fields.error("category_id", "No such category.")
+    fields.check()
 
 
 def _missing_category(exc: IntegrityError) -> bool:
@@ -377,10 +379,10 @@ def _missing_category(exc: IntegrityError) -> bool:
 
 
 async def create_goods(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
-    clean = _clean_goods(body)
+    clean, fields = _clean_goods(body)
     try:
         async with db.transaction(ctx.db) as cur:
-            await _check_category(cur, clean["category_id"])
+            await _check_category(cur, fields, clean["category_id"])
             await cur.execute(INSERT_GOODS, _goods_args(clean))
             goods_id = cur.lastrowid
     except IntegrityError as exc:
@@ -401,9 +403,9 @@ async def update_goods(ctx: Context, goods_id: int, body: dict[str, Any]) -> dic
                 raise NotFound("That item does not exist.")
             merged = {name: current[name] for name in GOODS_FIELDS}
             merged.update({k: v for k, v in body.items() if k in GOODS_FIELDS})
-            clean = _clean_goods(merged)
-            if clean["category_id"] != current["category_id"]:
-                await _check_category(cur, clean["category_id"])
+            clean, fields = _clean_goods(merged)
+            changed = clean["category_id"] != current["category_id"]
+            await _check_category(cur, fields, clean["category_id"] if changed else None)
             await cur.execute(UPDATE_GOODS, (*_goods_args(clean), goods_id))
     except IntegrityError as exc:
         if _missing_category(exc):
