@@ -288,6 +288,23 @@ async def test_each_goods_list_query_reads_an_index_without_sorting(plan_db, fil
         assert plan["type"] in ("index", "ref"), plan
 
 
+@pytest.mark.parametrize("category_id, q, index", [
+    (None, "", "PRIMARY"), (3, "", "ix_goods_category_new"), (None, "aurora", "ft_goods_name"),
+])
+async def test_admin_goods_list_reads_goods_first_in_index_order(plan_db, category_id, q, index):
+    where, args = catalog._where(category_id, q)
+    conn = await asyncmy.connect(autocommit=True, **connect_kwargs(plan_db))
+    try:
+        async with conn.cursor(DictCursor) as cur:
+            await cur.execute("EXPLAIN " + catalog.ADMIN_LIST_GOODS.format(where=where), (*args, 20, 0))
+            plan = await cur.fetchall()
+    finally:
+        await conn.ensure_closed()
+    assert [(p["table"], p["key"]) for p in plan] == [("g", index), ("c", "PRIMARY")], plan
+    if not q:
+        assert "filesort" not in (plan[0]["Extra"] or ""), plan
+
+
 # --- goods details --------------------------------------------------------------------------------
 
 async def test_goods_detail_has_details_category_related_and_no_sale(client, ctx, factory):

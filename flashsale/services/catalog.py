@@ -88,9 +88,11 @@ DELETE_CATEGORY = "DELETE FROM categories WHERE id = %s"
 LIST_GOODS = f"SELECT {SUMMARY_COLUMNS} FROM goods g {{where}} ORDER BY {{order}} LIMIT %s OFFSET %s"
 # -> the number of goods matching the same filters
 COUNT_GOODS = "SELECT COUNT(*) FROM goods g {where}"
-# -> a page of full goods rows with their category's name, newest first (admin)
+# -> a page of full goods rows with their category's name, newest first (admin); STRAIGHT_JOIN
+# reads goods first, in index order, else the optimizer starts from the small categories table
+# and sorts every goods row
 ADMIN_LIST_GOODS = f"""
-SELECT {GOODS_COLUMNS} FROM goods g JOIN categories c ON c.id = g.category_id
+SELECT {GOODS_COLUMNS} FROM goods g STRAIGHT_JOIN categories c ON c.id = g.category_id
  {{where}} ORDER BY g.id DESC LIMIT %s OFFSET %s"""
 # -> one full goods row with its category's name, or None
 GOODS_BY_ID = f"SELECT {GOODS_COLUMNS} FROM goods g JOIN categories c ON c.id = g.category_id WHERE g.id = %s"
