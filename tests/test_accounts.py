@@ -230,6 +230,16 @@ async def test_failed_logins_for_one_username_are_rate_limited(client, factory, 
     await login(client, other["username"])
 
 
+async def test_concurrent_guesses_cannot_slip_under_the_username_limit(client, factory, settings):
+    user = await factory.user()
+    results = await asyncio.gather(*(
+        client.post("/api/auth/login", json={"username": user["username"], "password": f"guess-{i:04d}"})
+        for i in range(4 * settings.login_fail_limit)))
+    statuses = [r.status for r in results]
+    assert statuses.count(401) == settings.login_fail_limit, statuses
+    assert statuses.count(429) == 3 * settings.login_fail_limit, statuses
+
+
 async def test_a_successful_login_clears_the_username_counter(client, factory, settings):
     user = await factory.user()
     for _ in range(2):

@@ -153,17 +153,19 @@ async def authenticate(ctx: Context, body: dict[str, Any], ip: str) -> dict[str,
         fields.text("password", max_len=128)
         fields.check()
     s, keys = ctx.settings, ctx.keys
-    counters = [keys.login_fail_user(username[:64]), keys.login_fail_ip(ip)]
-    await ratelimit.ensure_below(ctx.redis, [(counters[0], s.login_fail_limit),
-                                             (counters[1], s.login_fail_ip_limit)])
+    user_key, ip_key = keys.login_fail_user(username[:64]), keys.login_fail_ip(ip)
+    await ratelimit.ensure_below(ctx.redis, [(ip_key, s.login_fail_ip_limit)])
+    # a username's attempt is counted before it is checked, so that concurrent guesses cannot all
+    # slip in under the limit; the right password clears the count again
+    await ratelimit.hit(ctx.redis, user_key, s.login_fail_limit, s.login_fail_window_s)
     row = await db.fetch_one(ctx.db, USER_FOR_LOGIN, (username[:64],)) if len(password) <= 128 else None
     stored = row["password_hash"] if row else None
     if not await ctx.hasher.verify(password[:128], stored):
-        await ratelimit.count(ctx.redis, counters, s.login_fail_window_s)
+        await ratelimit.count(ctx.redis, [ip_key], s.login_fail_window_s)
         raise BadCredentials()
+    await ratelimit.clear(ctx.redis, [user_key])
     if not row["is_active"]:
         raise Banned()
-    await ratelimit.clear(ctx.redis, counters[:1])
     if needs_rehash(stored, ctx.hasher.cost):
         await db.execute(ctx.db, REHASH, (await ctx.hasher.hash(password), row["id"], stored))
     await cache_auth_state(ctx, row["id"], row["session_epoch"], row["role"], True)
