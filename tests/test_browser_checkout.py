@@ -52,10 +52,12 @@ async def test_shopper_checks_out_with_a_new_address_and_pays(live_app, page):
     base, app = live_app
     ctx = app[CTX]
     factory = Factory(ctx)
-    user = await factory.user()
+    # this module's copy of conftest counts names on its own: stems nobody else uses keep them unique
+    user = await factory.user(username=unique("browser_shopper"))
     name = unique("Browser Kettle ")
+    category_id = await factory.category(unique("Browser category "))
     # best seller by far: first on the home page, whatever other tests left in this database
-    goods_id = await factory.goods(stock=5, price="25.00", name=name, sales=10**9)
+    goods_id = await factory.goods(stock=5, price="25.00", name=name, sales=10**9, category_id=category_id)
 
     await page.goto(f"{base}/login")
     await page.fill("#f-username", user["username"])
