@@ -412,6 +412,30 @@ async def test_reset_ends_the_users_sessions(client, aiohttp_client, ctx, factor
     assert (await client.get("/api/me")).status == 401
 
 
+async def test_a_new_password_spends_the_other_reset_links(client, ctx, factory):
+    user = await factory.user()
+    await client.post("/api/auth/reset-request", json={"username": user["username"]})
+    first = last_token(ctx)
+    await client.post("/api/auth/reset-request", json={"username": user["username"]})
+    second = last_token(ctx)
+    assert (await client.post("/api/auth/reset", json={"token": second, "new_password": "reset-password-1"})).status == 200
+    r = await client.post("/api/auth/reset", json={"token": first, "new_password": "reset-password-2"})
+    assert r.status == 400
+    assert (await r.json())["data"] == {"reason": "invalid_token"}
+
+
+async def test_a_password_change_spends_pending_reset_links(user_client, ctx):
+    client, user, headers = user_client
+    await client.post("/api/auth/reset-request", json={"username": user["username"]})
+    token = last_token(ctx)
+    r = await client.post("/api/me/password", json={"old_password": PASSWORD, "new_password": "changed-by-me"},
+                          headers=headers)
+    assert r.status == 200
+    r = await client.post("/api/auth/reset", json={"token": token, "new_password": "reset-password-1"})
+    assert r.status == 400
+    assert (await r.json())["data"] == {"reason": "invalid_token"}
+
+
 async def test_reset_requests_are_rate_limited_per_ip(client):
     statuses = []
     for _ in range(11):

@@ -49,6 +49,8 @@ UPDATE password_resets SET used_at = UTC_TIMESTAMP(3)
  WHERE token_hash = %s AND used_at IS NULL AND expires_at > UTC_TIMESTAMP(3)"""
 # -> the token's user
 RESET_USER = "SELECT user_id FROM password_resets WHERE token_hash = %s"
+# n: the user's other unused reset links, spent because the password they were for is gone
+SPEND_RESETS = "UPDATE password_resets SET used_at = UTC_TIMESTAMP(3) WHERE user_id = %s AND used_at IS NULL"
 # 1: changed; role/active changes bump the epoch so that the change reaches live sessions.
 # SET assigns left to right, so the epoch goes first, while role and is_active are still the old ones.
 UPDATE_PROFILE = """
@@ -181,10 +183,11 @@ async def get_user(ctx: Context, user_id: int) -> dict[str, Any]:
 
 
 async def _set_password(ctx: Context, user_id: int, new_password: str) -> int:
-    """Store the new hash and end every session of the user; returns the new epoch."""
+    """Store the new hash, end every session of the user and spend their reset links; returns the new epoch."""
     password_hash = await ctx.hasher.hash(new_password)
     async with db.transaction(ctx.db) as cur:
         await cur.execute(SET_PASSWORD, (password_hash, user_id))
+        await cur.execute(SPEND_RESETS, (user_id,))
         await cur.execute(EPOCH_OF, (user_id,))
         row = await cur.fetchone()
     await cache_auth_state(ctx, user_id, row["session_epoch"], row["role"], bool(row["is_active"]))
