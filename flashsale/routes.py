@@ -18,6 +18,7 @@ from flashsale.views.api import system as api_system
 from flashsale.views.pages import accounts as page_accounts
 from flashsale.views.pages import addresses as page_addresses
 from flashsale.views.pages import orders as page_orders
+from flashsale.views.pages import seckill as page_seckill
 from flashsale.views.pages import shop as page_shop
 
 ROUTE_TABLES = [
@@ -30,6 +31,7 @@ ROUTE_TABLES = [
     page_addresses.routes,
     page_orders.routes,
     page_shop.routes,
+    page_seckill.routes,
     api_catalog.routes,
     api_admin_catalog.routes,
     api_seckill.routes,
