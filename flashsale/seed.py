@@ -1,13 +1,15 @@
-"""`run.py seed-demo`: a demo shop (categories, goods with drawn pictures, a shopper, an admin), once."""
+"""`run.py seed-demo`: a demo shop (categories, goods, two flash sales, a shopper, an admin), once."""
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 from decimal import Decimal
 from pathlib import Path
 
 from flashsale import db
 from flashsale.context import Context, open_context
-from flashsale.services import accounts
+from flashsale.jsonio import iso, utcnow
+from flashsale.services import accounts, seckill
 from flashsale.settings import Settings
 
 DEMO_SHOPPER = "demo"
@@ -61,6 +63,13 @@ GOODS = [
 ]
 
 
+# (index into GOODS, sale price, stock, starts in s, length in s): one live now, one soon
+SALES = [
+    (11, "99.00", 20, -60, 2 * 3600),
+    (9, "999.00", 50, 10 * 60, 3600),
+]
+
+
 def draw_picture(name: str, colour: str, glyph: str) -> str:
     """A simple product card as SVG: a gradient, a big glyph and the name."""
     from xml.sax.saxutils import escape
@@ -100,12 +109,25 @@ async def seed_goods(ctx: Context) -> list[int]:
     return ids
 
 
+async def seed_sales(ctx: Context, goods_ids: list[int]) -> list[dict]:
+    """Schedule the demo flash sales through the service, so that Redis gets their warm state."""
+    now = utcnow()
+    made = []
+    for index, price, stock, start_in_s, length_s in SALES:
+        start = now + dt.timedelta(seconds=start_in_s)
+        made.append(await seckill.create_sale(ctx, {
+            "goods_id": goods_ids[index], "price": price, "total_stock": stock, "per_user_limit": 1,
+            "start_time": iso(start), "end_time": iso(start + dt.timedelta(seconds=length_s))}))
+    return made
+
+
 async def seed_demo(settings: Settings) -> int:
     async with open_context(settings) as ctx:
         if await db.fetch_value(ctx.db, SEEDED, (DEMO_SHOPPER,)):
             print("demo data already there; nothing to do")
             return 0
         goods_ids = await seed_goods(ctx)
+        sales = await seed_sales(ctx, goods_ids)
         shopper_password = "demo-" + secrets.token_urlsafe(6)
         shopper = await accounts.register(ctx, {"username": DEMO_SHOPPER, "password": shopper_password,
                                                 "email": "demo@example.com"})
@@ -117,6 +139,9 @@ async def seed_demo(settings: Settings) -> int:
             admin = await accounts.register(ctx, {"username": DEMO_ADMIN, "password": admin_password},
                                             role="admin", require_contact=False)
     print(f"demo shop loaded: {len(CATEGORIES)} categories, {len(goods_ids)} goods")
+    for sale in sales:
+        print(f"  flash sale /seckill/{sale['id']}: {sale['goods']['name']} at {sale['price']}, "
+              f"{sale['state']}, {iso(sale['start_time'])} to {iso(sale['end_time'])}")
     print(f"  shopper: {DEMO_SHOPPER} / {shopper_password}")
     if admin:
         print(f"  admin:   {DEMO_ADMIN} / {admin_password}   (shown once: note it down)")
