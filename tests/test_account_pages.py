@@ -119,7 +119,8 @@ async def test_login_form_when_rate_limited_says_when_to_retry(aiohttp_client, m
     assert "Too many attempts" in await r.text()
 
 
-@pytest.mark.parametrize("next_url", ["//evil.example/", "https://evil.example/", "javascript:alert(1)"])
+@pytest.mark.parametrize("next_url", ["//evil.example/", "https://evil.example/", "javascript:alert(1)",
+                                      "/\\evil.example/", "/\t/evil.example/", "\\\\evil.example"])
 async def test_login_never_redirects_off_site(client, factory, next_url):
     user = await factory.user()
     _, token = await page(client, "/login")

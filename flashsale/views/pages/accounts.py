@@ -20,6 +20,9 @@ def safe_next(raw: str | None) -> str:
     """Only same-site paths: never redirect to another host after login."""
     if not raw or not raw.startswith("/") or raw.startswith("//") or urlsplit(raw).netloc:
         return "/"
+    # browsers read "/\\host" as "//host" and drop tabs and newlines before parsing
+    if "\\" in raw or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in raw):
+        return "/"
     return raw
 
 
