@@ -33,18 +33,20 @@ o.transaction_id, o.deleted_by_user"""
 
 # -> one order row (any owner), or None
 ORDER_BY_ID = f"SELECT {ORDER_COLUMNS} FROM orders o JOIN goods g ON g.id = o.goods_id WHERE o.id = %s"
-# -> the owner's order rows, newest first (ix_orders_user: user_id, deleted_by_user, status, id)
+# -> the owner's order rows, newest first. ix_orders_user (user_id, deleted_by_user, status, id) is
+# forced, orders first: the optimizer otherwise may start from a small goods table or a status index
 OWN_ORDERS = f"""
-SELECT {ORDER_COLUMNS} FROM orders o JOIN goods g ON g.id = o.goods_id
+SELECT {ORDER_COLUMNS} FROM orders o FORCE INDEX (ix_orders_user) STRAIGHT_JOIN goods g ON g.id = o.goods_id
  WHERE o.user_id = %s AND o.deleted_by_user = 0
  ORDER BY o.id DESC LIMIT %s OFFSET %s"""
 OWN_ORDERS_BY_STATUS = f"""
-SELECT {ORDER_COLUMNS} FROM orders o JOIN goods g ON g.id = o.goods_id
+SELECT {ORDER_COLUMNS} FROM orders o FORCE INDEX (ix_orders_user) STRAIGHT_JOIN goods g ON g.id = o.goods_id
  WHERE o.user_id = %s AND o.deleted_by_user = 0 AND o.status = %s
  ORDER BY o.id DESC LIMIT %s OFFSET %s"""
 # -> how many orders the owner sees (all, or in one status)
-COUNT_OWN = "SELECT COUNT(*) FROM orders WHERE user_id = %s AND deleted_by_user = 0"
-COUNT_OWN_BY_STATUS = "SELECT COUNT(*) FROM orders WHERE user_id = %s AND deleted_by_user = 0 AND status = %s"
+COUNT_OWN = "SELECT COUNT(*) FROM orders FORCE INDEX (ix_orders_user) WHERE user_id = %s AND deleted_by_user = 0"
+COUNT_OWN_BY_STATUS = """
+SELECT COUNT(*) FROM orders FORCE INDEX (ix_orders_user) WHERE user_id = %s AND deleted_by_user = 0 AND status = %s"""
 # -> the order's history, oldest first
 ORDER_LOG = """
 SELECT from_status, to_status, actor, actor_id, remark, created_at
