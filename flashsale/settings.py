@@ -66,6 +66,7 @@ class Settings:
     admin_password: str = ""
     pay_window_s: int = 900
     cookie_secure: bool = False
+    public_url: str = ""  # e.g. https://shop.example: links in mail; empty trusts the request's Host (dev only)
     session_max_age_s: int = 7 * 24 * 3600
     max_body_bytes: int = 6 * 1024 * 1024
     # scrypt cost; stored with each hash, so raising it later re-hashes at next login

@@ -8,6 +8,7 @@ import re
 import pytest
 
 from flashsale import db
+from flashsale.appkeys import CTX
 from flashsale.jsonio import iso
 from tests.conftest import PASSWORD, login, unique
 
@@ -345,6 +346,17 @@ async def test_reset_request_is_202_for_known_and_unknown_accounts(client, ctx, 
     by_email = await client.post("/api/auth/reset-request", json={"email": user["email"].upper()})
     assert by_email.status == 202
     assert len(ctx.mailer.outbox) == 2
+
+
+async def test_reset_link_uses_the_public_url_not_the_host_header(aiohttp_client, make_app, factory):
+    client = await aiohttp_client(make_app(public_url="https://shop.example/"))
+    ctx = client.app[CTX]
+    user = await factory.user()
+    r = await client.post("/api/auth/reset-request", json={"username": user["username"]},
+                          headers={"Host": "evil.example"})
+    assert r.status == 202
+    assert "https://shop.example/password/reset?token=" in ctx.mailer.outbox[-1].body
+    assert "evil.example" not in ctx.mailer.outbox[-1].body
 
 
 async def test_reset_token_works_once(client, ctx, factory):

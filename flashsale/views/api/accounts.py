@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from flashsale.appkeys import CTX
+from flashsale.appkeys import CTX, SETTINGS
 from flashsale.auth import csrf_token, end_session, require_user, start_session
 from flashsale.jsonio import envelope, read_json
 from flashsale.services import accounts
@@ -12,7 +12,9 @@ routes = web.RouteTableDef()
 
 
 def link_base(request: web.Request) -> str:
-    return f"{request.scheme}://{request.host}"
+    """Where links in mail point: the configured public URL, since a Host header is the client's to forge."""
+    public_url = request.app[SETTINGS].public_url
+    return public_url.rstrip("/") if public_url else f"{request.scheme}://{request.host}"
 
 
 @routes.post("/api/auth/register")
