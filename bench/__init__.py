@@ -1,0 +1,1 @@
+"""The flash-sale benchmark: `make bench` runs bench/run_bench.py."""

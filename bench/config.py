@@ -1,0 +1,103 @@
+"""The benchmark's knobs: BENCH_* environment variables (or `make bench BENCH_X=...`), with defaults."""
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+from flashsale.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+RESULTS_DIR = ROOT / "bench" / "results"
+BENCH_PASSWORD = "bench-password-1"
+# Bench accounts are hashed with this cost, recorded in each hash, and the bench server runs
+# with the same cost so that logging in does not re-hash at the production cost: 20,000
+# logins at scrypt n=2**14 would take minutes of CPU and measure only the KDF.
+BENCH_SCRYPT = {"scrypt_n": 16, "scrypt_r": 1, "scrypt_p": 1}
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchConfig:
+    buyers: int = 20_000  # accounts that each try to buy once
+    stock: int = 10_000  # units in the sale
+    users: int = 200  # concurrent Locust buyers (connections) in the sale and in the /healthz phase
+    browsers: int = 10  # Locust users walking the shop pages meanwhile
+    workers: int = 2  # server processes (run.py serve --workers)
+    duration_s: int = 120  # hard cap on the sale's Locust run
+    spawn_rate: float = 200.0  # Locust users started per second (all before the sale opens)
+    healthz_s: int = 10  # length of the /healthz phase
+    per_user_limit: int = 1
+    double_click: float = 0.1  # share of buyers who send their purchase 2-3 times at once
+    locust_processes: int = 1  # Locust load processes (--processes); 1 keeps a core for the server
+    start_delay_s: float = 0.0  # sale start after the logins; 0: enough to spawn every user
+    login_concurrency: int = 64
+    poll_first_ms: int = 200  # first /result poll after a 202, then doubling...
+    poll_max_ms: int = 2000  # ...up to this
+    poll_timeout_s: float = 60.0  # a buyer stops polling after this
+    drain_timeout_s: float = 60.0  # wait this long for the stream to drain after the buyers
+    deferred_drain: bool = False  # hold the consumers during the sale, then drain in one go
+    pyspy: bool = False  # record a py-spy profile of each server worker during the sale
+    port: int = 0  # 0: a free port
+    db_name: str = "flashsale_bench"
+    redis_prefix: str = "bench:"
+    results_dir: str = str(RESULTS_DIR)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides) -> "BenchConfig":
+        env = os.environ if env is None else env
+        values: dict[str, object] = {}
+        types = {f.name: f.type for f in dataclasses.fields(cls)}
+        for field, name in ENV_NAMES.items():
+            raw = env.get(name)
+            if raw is not None and raw != "":
+                values[field] = _convert(types[field], raw)
+        values.update(overrides)
+        config = cls(**values)
+        if config.buyers < 1 or config.stock < 1 or config.users < 1 or config.workers < 1:
+            raise ValueError("BENCH_BUYERS, BENCH_STOCK, BENCH_USERS and BENCH_WORKERS must be at least 1")
+        if not config.redis_prefix:
+            raise ValueError("BENCH_REDIS_PREFIX must not be empty: the bench clears every key under it")
+        return config
+
+    def settings(self, **overrides) -> Settings:
+        """The server's settings for the bench database and key space."""
+        return Settings.from_env(db_name=self.db_name, redis_prefix=self.redis_prefix,
+                                 **{**BENCH_SCRYPT, **overrides})
+
+    def server_env(self) -> dict[str, str]:
+        """FLASHSALE_* variables that point a `run.py serve` at the bench database and keys."""
+        return {
+            "FLASHSALE_DB_NAME": self.db_name,
+            "FLASHSALE_REDIS_PREFIX": self.redis_prefix,
+            "FLASHSALE_SCRYPT_N": str(BENCH_SCRYPT["scrypt_n"]),
+            "FLASHSALE_SCRYPT_R": str(BENCH_SCRYPT["scrypt_r"]),
+            "FLASHSALE_SCRYPT_P": str(BENCH_SCRYPT["scrypt_p"]),
+            "FLASHSALE_ACCESS_LOG": "false",
+        }
+
+    def public(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+
+ENV_NAMES = {
+    "buyers": "BENCH_BUYERS", "stock": "BENCH_STOCK", "users": "BENCH_USERS", "browsers": "BENCH_BROWSERS",
+    "workers": "BENCH_WORKERS", "duration_s": "BENCH_DURATION", "spawn_rate": "BENCH_SPAWN_RATE",
+    "healthz_s": "BENCH_HEALTHZ_S", "per_user_limit": "BENCH_LIMIT", "double_click": "BENCH_DOUBLE_CLICK",
+    "locust_processes": "BENCH_LOCUST_PROCESSES", "start_delay_s": "BENCH_START_DELAY_S",
+    "login_concurrency": "BENCH_LOGIN_CONCURRENCY", "poll_first_ms": "BENCH_POLL_FIRST_MS",
+    "poll_max_ms": "BENCH_POLL_MAX_MS", "poll_timeout_s": "BENCH_POLL_TIMEOUT_S",
+    "drain_timeout_s": "BENCH_DRAIN_TIMEOUT_S", "deferred_drain": "BENCH_DEFERRED_DRAIN",
+    "pyspy": "BENCH_PYSPY", "port": "BENCH_PORT", "db_name": "BENCH_DB", "redis_prefix": "BENCH_REDIS_PREFIX",
+    "results_dir": "BENCH_RESULTS_DIR",
+}
+
+
+def _convert(type_name: str, raw: str):
+    if type_name == "int":
+        return int(raw)
+    if type_name == "float":
+        return float(raw)
+    if type_name == "bool":
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    return raw
