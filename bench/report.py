@@ -1,0 +1,417 @@
+"""The bench report: summary.json (and results/latest.json), a PNG chart and a short table.
+
+    python bench/report.py [RUN_DIR]   # rebuild a run's report from its files (default: the latest)
+
+Everything is computed from the files of the run directory: run.json (settings, phase
+markers, verdict), the per-request samples <phase>-<pid>.csv, timeline.csv (CPU, RSS and the
+sale's Redis state every 100 ms) and orders.csv (when each order row was written).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import platform
+import shutil
+import sys
+from bisect import bisect_right
+from collections import Counter
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as `python bench/report.py`: make the project importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import psutil  # noqa: E402
+
+from bench.config import RESULTS_DIR  # noqa: E402
+from bench.sampler import GROUPS, peak_in, value_at  # noqa: E402
+
+MB = 1024 * 1024
+BACKLOG_BATCH = 100  # a backlog of at least one consumer batch means the writers were the limit
+
+
+# --- loading -----------------------------------------------------------------------------------
+
+def load_samples(run_dir: Path, phase: str) -> list[dict]:
+    rows = []
+    for path in sorted(run_dir.glob(f"{phase}-*.csv")):
+        with open(path, newline="") as f:
+            for r in csv.DictReader(f):
+                start, ms = float(r["start"]), float(r["ms"])
+                rows.append({"start": start, "end": start + ms / 1000, "ms": ms, "type": r["type"],
+                             "name": r["name"], "status": int(r["status"] or 0), "error": r["error"] == "1",
+                             "detail": r["detail"]})
+    rows.sort(key=lambda r: r["start"])
+    return rows
+
+
+def load_timeline(run_dir: Path) -> list[dict]:
+    path = run_dir / "timeline.csv"
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        return [{k: float(v) if v not in ("", None) else None for k, v in r.items()} for r in csv.DictReader(f)]
+
+
+def load_orders(run_dir: Path) -> list[float]:
+    path = run_dir / "orders.csv"
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        return sorted(float(r["written"]) for r in csv.DictReader(f))
+
+
+# --- figures -----------------------------------------------------------------------------------
+
+def percentile(sorted_ms: list[float], q: float) -> float | None:
+    if not sorted_ms:
+        return None
+    rank = max(1, math.ceil(q / 100 * len(sorted_ms)))
+    return sorted_ms[rank - 1]
+
+
+def latency(rows: list[dict]) -> dict:
+    ms = sorted(r["ms"] for r in rows)
+    return {"p50_ms": _r(percentile(ms, 50)), "p95_ms": _r(percentile(ms, 95)), "p99_ms": _r(percentile(ms, 99)),
+            "max_ms": _r(ms[-1] if ms else None)}
+
+
+def errors_by_status(rows: list[dict]) -> dict[str, int]:
+    counts = Counter(str(r["status"]) for r in rows if r["error"])
+    return dict(sorted(counts.items()))
+
+
+def resources(timeline: list[dict], start: float, end: float) -> dict:
+    """CPU seconds of each group within [start, end] and its peak RSS there."""
+    cpu, rss = {}, {}
+    for g in GROUPS:
+        a, b = value_at(timeline, f"{g}_cpu_s", start), value_at(timeline, f"{g}_cpu_s", end)
+        cpu[g] = _r(b - a, 3) if a is not None and b is not None else None
+        peak = peak_in(timeline, f"{g}_rss", start, end)
+        rss[g] = _r(peak / MB, 1) if peak is not None else None
+    return {"cpu_s": cpu, "peak_rss_mb": rss}
+
+
+def phase(rows: list[dict], start: float, end: float, timeline: list[dict], *, per: str = "request",
+          others: list[dict] | None = None) -> dict | None:
+    """Requests sent within [start, end]: rate, latency, errors, and server CPU per request."""
+    inside = [r for r in rows if start <= r["start"] <= end]
+    seconds = end - start
+    if not inside or seconds <= 0:
+        return None
+    res = resources(timeline, start, end)
+    server_cpu = res["cpu_s"]["server"]
+    other_inside = [r for r in (others or []) if start <= r["start"] <= end]
+    figures = {
+        "start": round(start, 3), "seconds": _r(seconds, 3), "requests": len(inside),
+        "rps": _r(len(inside) / seconds, 1), **latency(inside), "errors_by_status": errors_by_status(inside),
+        f"server_cpu_us_per_{per}": _r(server_cpu / len(inside) * 1e6, 1) if server_cpu is not None else None,
+    }
+    if others is not None:
+        total = len(inside) + len(other_inside)
+        figures["other_requests"] = dict(sorted(Counter(r["name"] for r in other_inside).items()))
+        figures["server_cpu_us_per_request"] = (_r(server_cpu / total * 1e6, 1)
+                                                if server_cpu is not None else None)
+    figures.update(res)
+    return figures
+
+
+def drain_figures(orders: list[float], accepted: list[dict], last_admission: float | None,
+                  timeline: list[dict], drain_started: float | None) -> dict | None:
+    if not orders:
+        return None
+    first, last = orders[0], orders[-1]
+    figures: dict = {"orders": len(orders), "first_order_at": round(first, 3), "last_order_at": round(last, 3),
+                     "orders_per_s_mean": _r(len(orders) / (last - first), 1) if last > first else None,
+                     "orders_per_s_peak_1s": _peak_rate(orders, 1.0)}
+    if last_admission is not None:
+        figures["seconds_last_admission_to_last_order"] = _r(max(0.0, last - last_admission), 3)
+        figures["orders_after_last_admission"] = sum(1 for t in orders if t > last_admission)
+    # the writers' own pace: 100 ms slices that began with at least a batch admitted and not
+    # yet written (admitted = answered 202, so the backlog is if anything underestimated)
+    admitted_at = sorted(r["end"] for r in accepted)
+    busy_slices, written_in_busy = 0, 0
+    t = min(admitted_at[0], first) if admitted_at else first
+    while t <= last:
+        written = bisect_right(orders, t)
+        if bisect_right(admitted_at, t) - written >= BACKLOG_BATCH:
+            busy_slices += 1
+            written_in_busy += bisect_right(orders, t + 0.1) - written
+        t += 0.1
+    figures["orders_per_s_with_backlog"] = _r(written_in_busy / (busy_slices * 0.1), 1) if busy_slices else None
+    figures["backlog_seconds"] = _r(busy_slices * 0.1, 1)
+    backlog = [r["admitted"] - r["results"] for r in timeline
+               if r.get("admitted") is not None and r.get("results") is not None]
+    figures["max_backlog"] = int(max(backlog)) if backlog else None
+    end = last
+    start = drain_started if drain_started is not None else (last_admission or first)
+    if end > start:
+        res = resources(timeline, start, end)
+        figures.update(res)
+        orders_inside = sum(1 for o in orders if start <= o <= end)
+        cpu = res["cpu_s"]
+        if orders_inside and cpu["server"] is not None:
+            figures["server_cpu_us_per_order"] = _r(cpu["server"] / orders_inside * 1e6, 1)
+        if orders_inside and cpu["mariadb"] is not None:
+            figures["mariadb_cpu_us_per_order"] = _r(cpu["mariadb"] / orders_inside * 1e6, 1)
+    return figures
+
+
+def _peak_rate(times: list[float], window_s: float) -> float:
+    best, j = 0, 0
+    for i in range(len(times)):
+        while times[i] - times[j] > window_s:
+            j += 1
+        best = max(best, i - j + 1)
+    return float(best) / window_s
+
+
+def _r(value, digits: int = 2):
+    return round(value, digits) if isinstance(value, (int, float)) else value
+
+
+def hardware() -> dict:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu_model": model or platform.processor(), "cores": os.cpu_count(),
+            "memory_gb": round(psutil.virtual_memory().total / 1024 ** 3, 1),
+            "python": platform.python_version(), "kernel": platform.release()}
+
+
+# --- the summary -------------------------------------------------------------------------------
+
+def build_summary(run_dir: Path) -> dict:
+    run = json.loads((run_dir / "run.json").read_text())
+    timeline = load_timeline(run_dir)
+    marks = run["marks"]
+    summary: dict = {
+        "when": run["when"], "run_dir": str(run_dir), "git_commit": run.get("git_commit"),
+        "git_dirty": run.get("git_dirty"), "hardware": run.get("hardware") or hardware(),
+        "settings": run["config"], "sale_id": run.get("sale_id"), "phases": {},
+    }
+    phases = summary["phases"]
+
+    healthz = [r for r in load_samples(run_dir, "healthz") if r["name"] == "healthz"]
+    if healthz:
+        first, last = healthz[0]["start"], healthz[-1]["start"]
+        warmup = min(1.5, 0.2 * (last - first))  # leave out the ramp-up
+        phases["healthz"] = phase(healthz, first + warmup, last, timeline)
+
+    login = marks.get("login")
+    if login:
+        res = resources(timeline, login["start"], login["end"])
+        cpu = res["cpu_s"]["server"]
+        phases["login"] = {"start": login["start"], "seconds": _r(login["end"] - login["start"], 3),
+                           "requests": login["logins"], "rps": _r(login["per_s"], 1),
+                           "server_cpu_us_per_request": _r(cpu / login["logins"] * 1e6, 1) if cpu else None, **res}
+
+    sale = load_samples(run_dir, "sale")
+    purchases = [r for r in sale if r["type"] == "POST" and r["name"] == "purchase"]
+    outcomes = [r for r in sale if r["type"] == "ADMISSION"]
+    accepted = [r for r in outcomes if r["name"] == "queued"]
+    others = [r for r in sale if r["type"] not in ("ADMISSION", "ORDER", "POST") or
+              (r["type"] == "POST" and r["name"] != "purchase")]
+    others = [r for r in others if r["name"] != "time"]
+    last_admission = max((r["end"] for r in accepted), default=None)
+    if purchases:
+        # the sale is open from the first purchase that was not refused `not_started`
+        opened = min((r["start"] for r in outcomes if r["name"] != "not_started"), default=purchases[0]["start"])
+        admission_end = last_admission if last_admission is not None else purchases[-1]["end"]
+        admission = phase(purchases, opened, admission_end, timeline, per="purchase", others=others)
+        if admission is not None:
+            admission["outcomes"] = dict(sorted(Counter(
+                r["name"] for r in outcomes if opened <= r["start"] <= admission_end).items()))
+        phases["admission"] = admission
+        after = [r for r in purchases if r["start"] > admission_end]
+        if len(after) >= 10:
+            sold_out = phase(after, after[0]["start"], after[-1]["end"], timeline, per="purchase", others=others)
+            if sold_out is not None:
+                sold_out["outcomes"] = dict(sorted(Counter(
+                    r["name"] for r in outcomes if r["start"] > admission_end).items()))
+            phases["sold_out"] = sold_out
+        results = [r for r in sale if r["name"] == "result"]
+        if results:
+            phases["result_polls"] = {"requests": len(results), **latency(results),
+                                      "errors_by_status": errors_by_status(results)}
+        pages = [r for r in sale if r["name"].startswith("page ")]
+        if pages:
+            phases["browsing"] = {"requests": len(pages), **latency(pages), "errors_by_status": errors_by_status(pages)}
+    drain = drain_figures(load_orders(run_dir), accepted, last_admission, timeline,
+                          marks.get("drain_server_started"))
+    if drain is not None:
+        drain["finished"] = marks.get("drained")
+        phases["drain"] = drain
+
+    order_rows = [r for r in sale if r["type"] == "ORDER"]
+    to_order = [r for r in order_rows if r["name"] == "purchase_to_order"]
+    summary["purchase_to_order"] = {"orders_seen": len(to_order), **latency(to_order),
+                                    "other_endings": dict(Counter(r["name"] for r in order_rows
+                                                                  if r["name"] != "purchase_to_order"))}
+    summary["outcomes_client"] = dict(sorted(Counter(r["name"] for r in outcomes).items()))
+    summary["purchases_sent"] = len(purchases)
+
+    healthz_phase, admission_phase = phases.get("healthz"), phases.get("admission")
+    summary["cpu_purchase_vs_healthz"] = _ratio(admission_phase, "server_cpu_us_per_purchase",
+                                                healthz_phase, "server_cpu_us_per_request")
+    summary["purchase_vs_healthz"] = _ratio(admission_phase, "rps", healthz_phase, "rps")
+    summary["peak_rss_mb"] = {g: (_r(max((r[f"{g}_rss"] or 0) for r in timeline) / MB, 1) if timeline else None)
+                              for g in GROUPS}
+    summary["verdict"] = run.get("verdict")
+    summary["notes"] = run.get("notes", [])
+    return summary
+
+
+def _ratio(a: dict | None, a_key: str, b: dict | None, b_key: str) -> float | None:
+    if not a or not b or not a.get(a_key) or not b.get(b_key):
+        return None
+    return round(a[a_key] / b[b_key], 3)
+
+
+# --- the chart -----------------------------------------------------------------------------------
+
+def write_chart(run_dir: Path, summary: dict) -> Path | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sale = load_samples(run_dir, "sale")
+    http = [r for r in sale if r["type"] in ("GET", "POST") and r["name"] != "time"]
+    if not http:
+        return None
+    t0 = min(r["start"] for r in http if r["name"] == "purchase") if any(
+        r["name"] == "purchase" for r in http) else http[0]["start"]
+    orders = load_orders(run_dir)
+    timeline = load_timeline(run_dir)
+    end = max([http[-1]["end"]] + orders[-1:]) - t0 + 0.5
+    bin_s = 0.25 if end < 60 else 1.0
+    n_bins = int(end / bin_s) + 1
+    xs = [i * bin_s for i in range(n_bins)]
+
+    def rate(name_test) -> list[float]:
+        counts = [0] * n_bins
+        for r in http:
+            x = r["start"] - t0
+            if 0 <= x < end and name_test(r["name"]):
+                counts[int(x / bin_s)] += 1
+        return [c / bin_s for c in counts]
+
+    def p99(name: str) -> list[float]:
+        bins: list[list[float]] = [[] for _ in range(n_bins)]
+        for r in http:
+            x = r["start"] - t0
+            if 0 <= x < end and r["name"] == name:
+                bins[int(x / bin_s)].append(r["ms"])
+        return [percentile(sorted(b), 99) if b else float("nan") for b in bins]
+
+    fig, (ax1, ax2, ax3) = plt.subplots(3, 1, figsize=(11, 10), sharex=True)
+    ax1.plot(xs, rate(lambda n: n == "purchase"), label="purchase")
+    ax1.plot(xs, rate(lambda n: n == "result"), label="result polls")
+    ax1.plot(xs, rate(lambda n: n.startswith("page ")), label="pages")
+    hz = (summary["phases"].get("healthz") or {}).get("rps")
+    if hz:
+        ax1.axhline(hz, color="grey", linestyle="--", linewidth=1, label=f"/healthz phase ({hz:.0f}/s)")
+    ax1.set_ylabel("requests/s")
+    ax1.legend(loc="upper right")
+    ax1.set_title(f"FlashSale bench {summary['when']}: {summary['settings']['buyers']} buyers, "
+                  f"stock {summary['settings']['stock']}, {summary['settings']['users']} users, "
+                  f"{summary['settings']['workers']} workers")
+    ax2.plot(xs, p99("purchase"), label="purchase p99")
+    ax2.plot(xs, p99("result"), label="result p99")
+    ax2.set_ylabel("p99 latency (ms)")
+    ax2.legend(loc="upper right")
+    ax3.step([t - t0 for t in orders], range(1, len(orders) + 1), where="post", label="orders written (MySQL)")
+    accepted = sorted(r["end"] - t0 for r in sale if r["type"] == "ADMISSION" and r["name"] == "queued")
+    ax3.step(accepted, range(1, len(accepted) + 1), where="post", label="accepted (202)")
+    stock = [(r["t"] - t0, r["stock"]) for r in timeline if r.get("stock") is not None and r["t"] >= t0 - 1]
+    if stock:
+        ax3.plot([s[0] for s in stock], [s[1] for s in stock], label="stock left (Redis)", linestyle=":")
+    ax3.set_ylabel("count")
+    ax3.set_xlabel("seconds since the first purchase")
+    ax3.legend(loc="center right")
+    for ax in (ax1, ax2, ax3):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = run_dir / "chart.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+# --- the table -----------------------------------------------------------------------------------
+
+def table(summary: dict) -> str:
+    lines = [f"{'phase':<12}{'requests':>10}{'req/s':>10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}"
+             f"{'errors':>8}{'srv CPU us/req':>16}"]
+    for name in ("healthz", "login", "admission", "sold_out"):
+        p = summary["phases"].get(name)
+        if not p:
+            continue
+        cpu = p.get("server_cpu_us_per_purchase", p.get("server_cpu_us_per_request"))
+        lines.append(f"{name:<12}{p.get('requests', 0):>10}{_f(p.get('rps')):>10}{_f(p.get('p50_ms')):>9}"
+                     f"{_f(p.get('p95_ms')):>9}{_f(p.get('p99_ms')):>9}{_f(p.get('max_ms')):>9}"
+                     f"{sum((p.get('errors_by_status') or {}).values()):>8}{_f(cpu):>16}")
+    d = summary["phases"].get("drain")
+    if d:
+        lines.append(f"drain: {d['orders']} orders, peak {_f(d.get('orders_per_s_peak_1s'))}/s in 1 s, "
+                     f"{_f(d.get('orders_per_s_with_backlog'))}/s while a batch waited "
+                     f"({_f(d.get('backlog_seconds'))} s), last order "
+                     f"{_f(d.get('seconds_last_admission_to_last_order'))} s after the last admission")
+    lines.append(f"server CPU per purchase / per /healthz: {_f(summary.get('cpu_purchase_vs_healthz'))}   "
+                 f"purchase req/s / healthz req/s: {_f(summary.get('purchase_vs_healthz'))}")
+    pto = summary.get("purchase_to_order") or {}
+    lines.append(f"purchase to order: p50 {_f(pto.get('p50_ms'))} ms, p99 {_f(pto.get('p99_ms'))} ms "
+                 f"({pto.get('orders_seen', 0)} seen by polling)")
+    rss = summary.get("peak_rss_mb") or {}
+    lines.append("peak RSS MB: " + ", ".join(f"{g} {_f(v)}" for g, v in rss.items()))
+    v = summary.get("verdict")
+    if v:
+        lines.append(f"verdict: {'PASS' if v['passed'] else 'FAIL ' + ', '.join(v['failed_checks'])} "
+                     f"(orders {v['orders']} / accepted {v['accepted_server']} / stock {v['total_stock']}, "
+                     f"remaining {v['redis_remaining']}, refused while stock remained "
+                     f"{v['refused_sold_out_while_stock_remained']})")
+    return "\n".join(lines)
+
+
+def _f(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.1f}" if abs(value) < 1000 else f"{value:.0f}"
+    return str(value)
+
+
+def write(run_dir: Path, results_dir: Path | None = None) -> dict:
+    """summary.json in the run directory and as results/latest.json, the chart; returns the summary."""
+    summary = build_summary(run_dir)
+    chart = write_chart(run_dir, summary)
+    summary["chart"] = str(chart) if chart else None
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=False))
+    results_dir = results_dir or run_dir.parent
+    shutil.copyfile(run_dir / "summary.json", results_dir / "latest.json")
+    return summary
+
+
+def latest_run(results_dir: Path = RESULTS_DIR) -> Path:
+    runs = sorted(p for p in results_dir.iterdir() if p.is_dir() and (p / "run.json").exists())
+    if not runs:
+        raise SystemExit(f"no runs under {results_dir}")
+    return runs[-1]
+
+
+def main() -> int:
+    run_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else latest_run()
+    summary = write(run_dir)
+    print(table(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

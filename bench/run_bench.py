@@ -1,0 +1,354 @@
+"""`make bench`: prepare, serve, measure /healthz, log the buyers in, run the sale, drain, judge, report.
+
+Knobs are BENCH_* environment variables (bench/config.py lists them all), e.g.
+    make bench BENCH_BUYERS=20000 BENCH_STOCK=10000 BENCH_USERS=200 BENCH_WORKERS=2
+Exit status 0 when the verdict holds, 1 when it fails, 2 when the run itself broke.
+"""
+from __future__ import annotations
+
+import asyncio
+import csv
+import datetime as dt
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as `python bench/run_bench.py`: make the project importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import psutil  # noqa: E402
+from redis import Redis  # noqa: E402
+from redis.exceptions import ResponseError  # noqa: E402
+
+from bench import report  # noqa: E402
+from bench.config import BENCH_PASSWORD, ROOT, BenchConfig  # noqa: E402
+from bench.login import login_all  # noqa: E402
+from bench.prepare import prepare, schedule_sale  # noqa: E402
+from bench.sampler import Sampler  # noqa: E402
+from bench.verdict import ClientView, compute  # noqa: E402
+from flashsale import db  # noqa: E402
+from flashsale.redis_keys import Keys  # noqa: E402
+from flashsale.settings import Settings  # noqa: E402
+
+LOCUSTFILE = ROOT / "bench" / "locustfile.py"
+SALE_LENGTH_S = 3600  # the sale stays open well past the run: "ended" is not what is measured
+SERVER_START_TIMEOUT_S = 60
+# -> when each order of the sale was written (created_at is the INSERT statement's time)
+ORDER_TIMES = "SELECT UNIX_TIMESTAMP(created_at) AS written FROM orders WHERE flash_sale_id = %s ORDER BY id"
+
+
+class RunBroke(RuntimeError):
+    """The run could not be carried out (as opposed to a failed verdict)."""
+
+
+def say(started: float, message: str) -> None:
+    print(f"[bench {time.monotonic() - started:6.1f}s] {message}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def git_state() -> tuple[str | None, bool | None]:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                                check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip() != ""
+        return commit, dirty
+    except (OSError, subprocess.CalledProcessError):
+        return None, None
+
+
+class Server:
+    """`run.py serve` in its own session, pointed at the bench database and keys."""
+
+    def __init__(self, config: BenchConfig, port: int, log_path: Path, *, background: bool = True):
+        self.config, self.port, self.log_path, self.background = config, port, log_path, background
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+        env.update(self.config.server_env())
+        env["FLASHSALE_BACKGROUND_TASKS"] = "true" if self.background else "false"
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "run.py", "serve", "--host", "127.0.0.1", "--port", str(self.port),
+                 "--workers", str(self.config.workers)],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RunBroke(f"the server exited with {self.proc.returncode}; see {self.log_path}")
+            if len(self.worker_pids()) >= self.config.workers and answers(self.base_url + "/readyz"):
+                time.sleep(1.0)  # the last worker may still be binding its socket
+                return
+            time.sleep(0.2)
+        raise RunBroke(f"the server did not become ready in {SERVER_START_TIMEOUT_S} s; see {self.log_path}")
+
+    def worker_pids(self) -> list[int]:
+        if self.proc is None:
+            return []
+        if self.config.workers == 1:
+            return [self.proc.pid]
+        try:
+            children = psutil.Process(self.proc.pid).children()
+        except psutil.Error:
+            return []
+        # spawn also starts a resource tracker; the workers are the ones running spawn_main
+        return [c.pid for c in children if "spawn_main" in " ".join(_cmdline(c))]
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)  # the parent forwards it to the workers
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+
+def _cmdline(proc: psutil.Process) -> list[str]:
+    try:
+        return proc.cmdline()
+    except psutil.Error:
+        return []
+
+
+def run_locust(config: BenchConfig, run_dir: Path, phase: str, classes: list[str], users: int,
+               spawn_rate: float, run_time_s: int, base_url: str, sampler: Sampler,
+               plan_path: Path | None = None) -> int:
+    """Locust headless, bounded in time, against 127.0.0.1 only; returns its exit status."""
+    command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", base_url,
+               "-u", str(users), "-r", str(spawn_rate), "-t", f"{run_time_s}s", "--stop-timeout", "5",
+               "--csv", str(run_dir / phase), "--csv-full-history", "--html", str(run_dir / f"{phase}.html"),
+               "--only-summary", "--loglevel", "WARNING", "--exit-code-on-error", "0"]
+    if config.locust_processes > 1:
+        command += ["--processes", str(config.locust_processes)]
+    command += classes
+    env = {**os.environ, "BENCH_PHASE": phase, "BENCH_SAMPLES_DIR": str(run_dir)}
+    if plan_path is not None:
+        env["BENCH_PLAN"] = str(plan_path)
+    with open(run_dir / f"locust-{phase}.log", "ab") as log:
+        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    sampler.follow("locust", proc.pid)
+    try:
+        return proc.wait(run_time_s + 60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        raise RunBroke(f"Locust ({phase}) did not stop in time; see locust-{phase}.log") from None
+
+
+def start_profilers(run_dir: Path, pids: list[int]) -> list[subprocess.Popen]:
+    """py-spy on each server worker until stopped (SIGINT makes it write its flame graph)."""
+    spy = Path(sys.executable).parent / "py-spy"
+    if not spy.exists():
+        return []
+    procs = []
+    for pid in pids:
+        out = run_dir / f"profile-{pid}.svg"
+        log = open(run_dir / f"py-spy-{pid}.log", "wb")
+        procs.append(subprocess.Popen([str(spy), "record", "--pid", str(pid), "--rate", "200", "--nonblocking",
+                                       "--format", "flamegraph", "--output", str(out)],
+                                      stdout=log, stderr=subprocess.STDOUT))
+        log.close()
+    return procs
+
+
+def stop_profilers(procs: list[subprocess.Popen]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+    for proc in procs:
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def wait_drained(settings: Settings, sale_id: int, timeout_s: float) -> float | None:
+    """Until every admitted request has its result and nothing waits in the stream; the time, or None."""
+    k = Keys(settings.redis_prefix)
+    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            admitted = int(redis.hget(k.sale_stats(sale_id), "admitted") or 0)
+            results = redis.hlen(k.sale_results(sale_id))
+            try:
+                groups = redis.xinfo_groups(k.sale_stream(sale_id))
+            except ResponseError:
+                groups = []
+            group = next((g for g in groups if g["name"] == k.consumer_group()), None)
+            idle = group is None or (not group["pending"] and not group.get("lag"))
+            if results >= admitted and (admitted == 0 or (group is not None and idle)):
+                return time.time()
+            time.sleep(0.05)
+    finally:
+        redis.close()
+    return None
+
+
+async def order_times(settings: Settings, sale_id: int) -> list[float]:
+    pool = await db.create_pool(settings.replace(db_pool_min=1, db_pool_max=1))
+    try:
+        return [float(r["written"]) for r in await db.fetch_all(pool, ORDER_TIMES, (sale_id,))]
+    finally:
+        await db.close_pool(pool)
+
+
+def run(config: BenchConfig) -> tuple[dict, Path]:
+    """The whole bench; returns the summary and the run directory."""
+    started = time.monotonic()
+    when = dt.datetime.now(dt.timezone.utc)
+    results_dir = Path(config.results_dir)
+    run_dir = results_dir / when.strftime("%Y%m%dT%H%M%SZ")
+    run_dir.mkdir(parents=True, exist_ok=False)
+    commit, dirty = git_state()
+    record: dict = {"when": when.isoformat(timespec="seconds").replace("+00:00", "Z"), "git_commit": commit,
+                    "git_dirty": dirty, "hardware": report.hardware(), "config": config.public(),
+                    "marks": {}, "notes": []}
+    settings = config.settings()
+    marks = record["marks"]
+
+    say(started, f"preparing {config.buyers} buyers in {config.db_name} (keys under {config.redis_prefix!r})")
+    prepared = asyncio.run(prepare(settings, config.buyers, config.stock, run_dir / "accounts.csv"))
+    marks["prepare_s"] = round(prepared.seconds, 2)
+
+    port = config.port or free_port()
+    server = Server(config, port, run_dir / "server.log", background=not config.deferred_drain)
+    sampler = Sampler(settings.redis_url, Keys(settings.redis_prefix))
+    profilers: list[subprocess.Popen] = []
+    drain_server: Server | None = None
+    sale_id = None
+    try:
+        say(started, f"starting the server: {config.workers} worker(s) on 127.0.0.1:{port}")
+        server.start()
+        sampler.follow("server", server.proc.pid)
+        sampler.start()
+
+        say(started, f"/healthz for {config.healthz_s} s at {config.users} concurrent users")
+        marks["healthz"] = {"start": time.time()}
+        run_locust(config, run_dir, "healthz", ["HealthzUser"], config.users, config.users,
+                   config.healthz_s + 1, server.base_url, sampler)
+        marks["healthz"]["end"] = time.time()
+
+        say(started, f"logging {config.buyers} buyers in")
+        marks["login"] = asyncio.run(login_all(server.base_url, run_dir / "accounts.csv", run_dir / "sessions.csv",
+                                               BENCH_PASSWORD, config.login_concurrency))
+        say(started, f"  {marks['login']['per_s']:.0f} logins/s")
+
+        spawn_s = (config.users + config.browsers) / config.spawn_rate
+        delay = config.start_delay_s or (spawn_s + 4.0 + (2.0 if config.locust_processes > 1 else 0.0))
+        start_at = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=delay)).replace(microsecond=0) \
+            + dt.timedelta(seconds=1)
+        sale = asyncio.run(schedule_sale(settings, prepared.goods_id, config.stock, config.per_user_limit,
+                                         start_at, SALE_LENGTH_S))
+        sale_id = record["sale_id"] = sale["id"]
+        sampler.follow_sale(sale_id)
+        plan = {"sale_id": sale_id, "goods_id": prepared.goods_id, "start_epoch": start_at.timestamp(),
+                "sessions_file": str(run_dir / "sessions.csv"), "users": config.users, "browsers": config.browsers,
+                "locust_processes": config.locust_processes, "double_click": config.double_click,
+                "poll_first_ms": config.poll_first_ms, "poll_max_ms": config.poll_max_ms,
+                "poll_timeout_s": config.poll_timeout_s}
+        plan_path = run_dir / "plan.json"
+        plan_path.write_text(json.dumps(plan, indent=2))
+        marks["sale_opens"] = start_at.timestamp()
+
+        if config.pyspy:
+            profilers = start_profilers(run_dir, server.worker_pids())
+        say(started, f"sale {sale_id}: stock {config.stock}, opens {start_at:%H:%M:%S}Z; "
+                     f"{config.users} buyers + {config.browsers} browsers")
+        marks["sale"] = {"start": time.time()}
+        classes = ["Buyer", "Browser"] if config.browsers > 0 else ["Buyer"]
+        run_locust(config, run_dir, "sale", classes, config.users + config.browsers,
+                   config.spawn_rate, config.duration_s, server.base_url, sampler, plan_path)
+        marks["sale"]["end"] = time.time()
+        if marks["sale"]["end"] - marks["sale"]["start"] >= config.duration_s:
+            record["notes"].append(f"the sale run hit BENCH_DURATION ({config.duration_s} s) before every "
+                                   "buyer finished")
+        stop_profilers(profilers)
+        profilers = []
+
+        if config.deferred_drain:
+            say(started, "stopping the sale server; draining the stream with a fresh server")
+            server.stop()
+            drain_server = Server(config, free_port(), run_dir / "server-drain.log", background=True)
+            drain_server.start()
+            sampler.follow("server", drain_server.proc.pid)
+            marks["drain_server_started"] = time.time()
+        say(started, "waiting for the stream to drain")
+        drained = wait_drained(settings, sale_id, config.drain_timeout_s)
+        marks["drained"] = drained
+        if drained is None:
+            record["notes"].append(f"the stream did not drain within {config.drain_timeout_s} s")
+    finally:
+        stop_profilers(profilers)
+        sampler.stop()
+        server.stop()
+        if drain_server is not None:
+            drain_server.stop()
+        sampler.write_csv(run_dir / "timeline.csv")
+
+    if sale_id is None:
+        raise RunBroke("no sale was scheduled")
+    say(started, "judging")
+    times = asyncio.run(order_times(settings, sale_id))
+    with open(run_dir / "orders.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["written"])
+        writer.writerows([t] for t in times)
+    client = ClientView.from_samples(run_dir)
+    record["verdict"] = asyncio.run(compute(settings, sale_id, client))
+    for path in (run_dir / "server.log", run_dir / "server-drain.log"):
+        if path.exists() and "Traceback" in path.read_text(errors="replace"):
+            record["notes"].append(f"{path.name} holds tracebacks")
+    (run_dir / "run.json").write_text(json.dumps(record, indent=2))
+    for secret in ("sessions.csv", "accounts.csv"):  # session cookies: no use after the run
+        (run_dir / secret).unlink(missing_ok=True)
+    summary = report.write(run_dir, results_dir)
+    say(started, f"report in {run_dir}")
+    return summary, run_dir
+
+
+def main() -> int:
+    config = BenchConfig.from_env()
+    try:
+        summary, run_dir = run(config)
+    except RunBroke as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+    print()
+    print(report.table(summary))
+    for note in summary.get("notes", []):
+        print("note:", note)
+    print(f"\nsummary: {run_dir / 'summary.json'}  chart: {run_dir / 'chart.png'}")
+    return 0 if summary["verdict"]["passed"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

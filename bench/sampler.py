@@ -1,0 +1,187 @@
+"""CPU time and RSS of the server, MariaDB, Redis and Locust from /proc, and the sale's state, over time.
+
+A thread takes a sample every INTERVAL_S: per group, the CPU seconds (user + system) of its
+processes since they started, and their summed RSS; while a sale is set, its Redis state
+(remaining stock, admissions so far, results written, stream length). Phases are cut out of
+the series afterwards by time, so a phase's CPU is the difference of two interpolated samples.
+"""
+from __future__ import annotations
+
+import csv
+import threading
+import time
+from bisect import bisect_left
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+from redis import Redis
+from redis.exceptions import RedisError
+
+from flashsale.redis_keys import Keys
+
+INTERVAL_S = 0.1
+CHILDREN_REFRESH_S = 1.0
+GROUPS = ("server", "mariadb", "redis", "locust")
+SERVICE_NAMES = {"mariadb": ("mariadbd", "mysqld"), "redis": ("redis-server",)}
+
+
+def find_service(names: tuple[str, ...]) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["name"]):
+        if proc.info["name"] in names:
+            found.append(proc)
+    return found
+
+
+@dataclass
+class Group:
+    """Processes followed together; a process that exits keeps its last CPU reading in the sum."""
+
+    roots: list[psutil.Process] = field(default_factory=list)
+    with_children: bool = True
+    procs: dict[int, psutil.Process] = field(default_factory=dict)
+    cpu_s: dict[int, float] = field(default_factory=dict)
+    refreshed: float = 0.0
+
+    def refresh(self, now: float) -> None:
+        if now - self.refreshed < CHILDREN_REFRESH_S:
+            return
+        self.refreshed = now
+        for root in self.roots:
+            for proc in [root] + (self._children(root) if self.with_children else []):
+                self.procs.setdefault(proc.pid, proc)
+
+    @staticmethod
+    def _children(root: psutil.Process) -> list[psutil.Process]:
+        try:
+            return root.children(recursive=True)
+        except psutil.Error:
+            return []
+
+    def read(self) -> tuple[float, int]:
+        rss = 0
+        for pid, proc in list(self.procs.items()):
+            try:
+                with proc.oneshot():
+                    times = proc.cpu_times()
+                    self.cpu_s[pid] = times.user + times.system
+                    rss += proc.memory_info().rss
+            except psutil.Error:
+                del self.procs[pid]  # gone: its last CPU reading stays in cpu_s
+        return sum(self.cpu_s.values()), rss
+
+
+class Sampler:
+    def __init__(self, redis_url: str, keys: Keys):
+        self.groups = {name: Group() for name in GROUPS}
+        for name, names in SERVICE_NAMES.items():
+            self.groups[name] = Group(roots=find_service(names), with_children=False)
+        self.redis = Redis.from_url(redis_url, decode_responses=True, socket_timeout=2)
+        self.keys = keys
+        self.sale_id: int | None = None
+        self.rows: list[dict] = []
+        self.lock = threading.Lock()
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="bench-sampler", daemon=True)
+
+    def follow(self, group: str, pid: int) -> None:
+        """Add a process (and, for server and Locust, its children) to a group."""
+        with self.lock:
+            g = self.groups[group]
+            g.roots.append(psutil.Process(pid))
+            g.refreshed = 0.0
+
+    def follow_sale(self, sale_id: int | None) -> None:
+        self.sale_id = sale_id
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.thread.join(5)
+        self.sample()  # a last one at the very end
+        self.redis.close()
+
+    def _run(self) -> None:
+        while not self.stop_event.is_set():
+            started = time.monotonic()
+            self.sample()
+            self.stop_event.wait(max(0.0, INTERVAL_S - (time.monotonic() - started)))
+
+    def sample(self) -> dict:
+        now = time.time()
+        row: dict = {"t": now}
+        with self.lock:
+            for name, group in self.groups.items():
+                group.refresh(now)
+                cpu, rss = group.read()
+                row[f"{name}_cpu_s"] = cpu
+                row[f"{name}_rss"] = rss
+        row.update(self._sale_state())
+        with self.lock:
+            self.rows.append(row)
+        return row
+
+    def _sale_state(self) -> dict:
+        sale_id = self.sale_id
+        if sale_id is None:
+            return {}
+        k = self.keys
+        try:
+            with self.redis.pipeline(transaction=False) as pipe:
+                pipe.get(k.sale_stock(sale_id))
+                pipe.hget(k.sale_stats(sale_id), "admitted")
+                pipe.hlen(k.sale_results(sale_id))
+                pipe.xlen(k.sale_stream(sale_id))
+                stock, admitted, results, stream = pipe.execute()
+        except (RedisError, OSError):
+            return {}
+        return {"stock": _int(stock), "admitted": _int(admitted), "results": _int(results),
+                "stream": _int(stream)}
+
+    # --- reading the series ---
+    def series(self) -> list[dict]:
+        with self.lock:
+            return list(self.rows)
+
+    def write_csv(self, path: Path) -> None:
+        rows = self.series()
+        columns = ["t"] + [f"{g}_{m}" for g in GROUPS for m in ("cpu_s", "rss")] + [
+            "stock", "admitted", "results", "stream"]
+        with open(path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+            writer.writeheader()
+            for row in rows:
+                writer.writerow(row)
+
+
+def _int(value) -> int | None:
+    return int(value) if value is not None else None
+
+
+def value_at(rows: list[dict], column: str, t: float) -> float | None:
+    """A cumulative column (CPU seconds) at time t, interpolated between the samples around it."""
+    times = [r["t"] for r in rows if r.get(column) is not None]
+    values = [r[column] for r in rows if r.get(column) is not None]
+    if not times:
+        return None
+    i = bisect_left(times, t)
+    if i <= 0:
+        return values[0]
+    if i >= len(times):
+        return values[-1]
+    t0, t1, v0, v1 = times[i - 1], times[i], values[i - 1], values[i]
+    return v0 + (v1 - v0) * (t - t0) / (t1 - t0) if t1 > t0 else v1
+
+
+def peak_in(rows: list[dict], column: str, start: float, end: float) -> float | None:
+    """The largest sample of a column within [start, end] (or the nearest sample if none falls in)."""
+    inside = [r[column] for r in rows if start <= r["t"] <= end and r.get(column) is not None]
+    if inside:
+        return max(inside)
+    near = [r for r in rows if r.get(column) is not None]
+    if not near:
+        return None
+    return min(near, key=lambda r: abs(r["t"] - (start + end) / 2))[column]
