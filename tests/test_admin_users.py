@@ -19,15 +19,21 @@ def admin_view(user: dict, **changes) -> dict:
     return {**base, "created_at": iso(user["created_at"]), "is_active": True, **changes}
 
 
+INSERT_ORDER = (
+    "INSERT INTO orders (order_number, user_id, goods_id, quantity, unit_price, total_amount, "
+    "payment_method, receiver_name, phone, province, city, detail_address) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)")
+
+
+def order_row(user_id: int, goods_id: int) -> tuple:
+    return (unique("T"), user_id, goods_id, 1, Decimal("19.90"), Decimal("19.90"), "alipay",
+            "Test Receiver", "13800000000", "Zhejiang", "Hangzhou", "1 Test Road")
+
+
 async def insert_order(ctx, factory, user_id: int) -> int:
     goods_id = await factory.goods()
     async with db.transaction(ctx.db) as cur:
-        await cur.execute(
-            "INSERT INTO orders (order_number, user_id, goods_id, quantity, unit_price, total_amount, "
-            "payment_method, receiver_name, phone, province, city, detail_address) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (unique("T"), user_id, goods_id, 1, Decimal("19.90"), Decimal("19.90"), "alipay",
-             "Test Receiver", "13800000000", "Zhejiang", "Hangzhou", "1 Test Road"))
+        await cur.execute(INSERT_ORDER, order_row(user_id, goods_id))
         return cur.lastrowid
 
 
@@ -231,6 +237,22 @@ async def test_delete_a_user_with_orders_is_refused(admin_client, ctx, factory):
     assert r.status == 409
     assert await r.json() == {"code": 409, "msg": "The user has orders; ban the account instead.",
                               "data": {"reason": "has_orders"}}
+    assert (await client.get(f"/api/admin/users/{user['id']}")).status == 200
+
+
+async def test_delete_racing_a_new_order_is_refused(admin_client, ctx, factory):
+    client, admin, headers = admin_client
+    user = await factory.user()
+    goods_id = await factory.goods()
+    # an order placed while the delete runs: written, not yet committed when the delete counts
+    async with db.transaction(ctx.db) as cur:
+        await cur.execute(INSERT_ORDER, order_row(user["id"], goods_id))
+        delete = asyncio.create_task(client.delete(f"/api/admin/users/{user['id']}", headers=headers))
+        await asyncio.sleep(0.3)
+        assert not delete.done()  # waiting on the new order's lock on the user row
+    r = await delete
+    assert r.status == 409, await r.text()
+    assert (await r.json())["data"] == {"reason": "has_orders"}
     assert (await client.get(f"/api/admin/users/{user['id']}")).status == 200
 
 

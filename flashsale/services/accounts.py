@@ -296,13 +296,19 @@ async def delete_user(ctx: Context, actor_id: int, user_id: int) -> None:
     if user_id == actor_id:
         raise Self()
     current = await get_user(ctx, user_id)
-    async with db.transaction(ctx.db) as cur:
-        await cur.execute(USER_ORDER_COUNT, (user_id,))
-        if (await cur.fetchone())["COUNT(*)"]:
-            raise HasOrders()
-        if current["role"] == "admin" and current["is_active"]:
-            await cur.execute(ACTIVE_ADMINS + " FOR UPDATE")
-            if (await cur.fetchone())["COUNT(*)"] <= 1:
-                raise LastAdmin()
-        await cur.execute(DELETE_USER, (user_id,))
+    try:
+        async with db.transaction(ctx.db) as cur:
+            await cur.execute(USER_ORDER_COUNT, (user_id,))
+            if (await cur.fetchone())["COUNT(*)"]:
+                raise HasOrders()
+            if current["role"] == "admin" and current["is_active"]:
+                await cur.execute(ACTIVE_ADMINS + " FOR UPDATE")
+                if (await cur.fetchone())["COUNT(*)"] <= 1:
+                    raise LastAdmin()
+            await cur.execute(DELETE_USER, (user_id,))
+    except IntegrityError as exc:
+        # 1451: an order arrived after the count (fk_orders_user is the one key that keeps a user)
+        if exc.args and exc.args[0] == 1451:
+            raise HasOrders() from None
+        raise
     await ctx.redis.delete(ctx.keys.user_auth(user_id))
