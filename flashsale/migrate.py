@@ -73,6 +73,8 @@ async def migrate(settings: Settings, directory: Path = MIGRATIONS_DIR) -> list[
             await cur.execute(CREATE_DATABASE.format(settings.db_name))
             await cur.execute(f"USE `{settings.db_name}`")
             await cur.execute(TAKE_LOCK)
+            if (await cur.fetchone())[0] != 1:
+                raise RuntimeError("another migrator held the migration lock for 60 s; try again")
             try:
                 await cur.execute(CREATE_LEDGER)
                 await cur.execute(APPLIED_VERSIONS)

@@ -1,6 +1,7 @@
 """Migrations apply once, are all recorded, and sql/schema.sql builds the very same schema."""
 from __future__ import annotations
 
+import asyncio
 import os
 
 import asyncmy
@@ -102,6 +103,14 @@ async def test_migrate_builds_a_new_database_from_nothing(settings, scratch_db):
     fresh = settings.replace(db_name=scratch_db)
     assert await migrate(fresh) == [version for version, _, _ in migration_files()]
     assert await migrate(fresh) == []
+
+
+async def test_two_migrators_starting_together_apply_each_file_once(settings, scratch_db):
+    fresh = settings.replace(db_name=scratch_db)
+    first, second = await asyncio.gather(migrate(fresh), migrate(fresh))
+    assert sorted([first, second], key=len) == [[], [version for version, _, _ in migration_files()]]
+    rows = await query(settings, "SELECT version FROM schema_migrations ORDER BY version", database=scratch_db)
+    assert [r[0] for r in rows] == [version for version, _, _ in migration_files()]
 
 
 async def test_schema_sql_equals_all_migrations_applied(settings, scratch_db):
