@@ -9,6 +9,8 @@ from typing import Any
 
 import asyncmy
 import pytest
+import pytest_asyncio
+from aiohttp import web
 from redis import Redis as SyncRedis
 
 from flashsale.app import create_app
@@ -175,3 +177,40 @@ async def admin_client(client, factory):
     admin = await factory.user(role="admin")
     token = await login(client, admin["username"])
     return client, admin, {"X-CSRF-Token": token}
+
+
+# --- browser tests: the system Chromium, the real app on a free port, a fresh page ---------------
+# Browser modules run on one loop per module (`pytestmark = pytest.mark.asyncio(loop_scope="module")`):
+# Playwright, the served app and its pools are bound to that loop.
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def browser():
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        chromium = await p.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
+                                           args=["--disable-gpu", "--disable-quic"])
+        yield chromium
+        await chromium.close()
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def live_app(settings):
+    """The real app, background tasks included, on 127.0.0.1 and a free port: (base URL, app)."""
+    app = create_app(settings)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    yield f"http://{host}:{port}", app
+    await runner.cleanup()
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def page(browser):
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    page.set_default_timeout(10_000)
+    yield page
+    await context.close()

@@ -4,48 +4,15 @@ from __future__ import annotations
 import re
 
 import pytest
-import pytest_asyncio
-from aiohttp import web
-from playwright.async_api import async_playwright, expect
+from playwright.async_api import expect
 
 from flashsale import db
-from flashsale.app import create_app
 from flashsale.appkeys import CTX
 from tests.conftest import Factory, unique
 
 # the browser, the served app and the test share one loop: Playwright and the pool are bound to it
+# (fixtures browser, live_app and page live in conftest.py)
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def browser():
-    async with async_playwright() as p:
-        chromium = await p.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
-                                           args=["--disable-gpu", "--disable-quic"])
-        yield chromium
-        await chromium.close()
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def live_app(settings):
-    """The real app on 127.0.0.1 and a free port: (base URL, app)."""
-    app = create_app(settings.replace(background_tasks=False))
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    yield f"http://{host}:{port}", app
-    await runner.cleanup()
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def page(browser):
-    context = await browser.new_context(viewport={"width": 1280, "height": 900})
-    page = await context.new_page()
-    page.set_default_timeout(10_000)
-    yield page
-    await context.close()
 
 
 async def test_shopper_checks_out_with_a_new_address_and_pays(live_app, page):

@@ -16,9 +16,10 @@ from seckill_support import buyers, iso, now, purchase, session_cookie, wait_for
 
 CARD = re.compile(r'data-testid="sale-card-(\d+)" data-sale\s+data-start="([^"]+)" data-end="([^"]+)"'
                   r' data-state="(\w+)"')
-# -> the demo seed's sales, by their goods' names
+# -> the demo seed's sales: of its goods (by name, with a drawn picture)
 DEMO_SALES = """
-SELECT s.id FROM flash_sales s JOIN goods g ON g.id = s.goods_id WHERE g.name IN (%s, %s) ORDER BY s.id"""
+SELECT s.id FROM flash_sales s JOIN goods g ON g.id = s.goods_id
+ WHERE g.name IN (%s, %s) AND g.photo LIKE 'goods/demo-%%' ORDER BY s.id"""
 STATE_RANK = {"live": 0, "upcoming": 1, "ended": 2, "cancelled": 3}
 
 
