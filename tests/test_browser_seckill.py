@@ -152,3 +152,66 @@ async def test_sale_page_fits_a_phone(live_app, browser):
         await page.screenshot(path=SCREENSHOT.replace("phone", "list-phone"), full_page=True)
     finally:
         await context.close()
+
+
+REFUSALS = [
+    # (status, reason, extra data, what the panel says, whether the button opens again)
+    (409, "sold_out", {}, "Sold out: every unit is taken.", False),
+    (409, "already_purchased", {}, "You already have your share of this sale.", True),
+    (409, "ended", {}, "Sorry, this sale has ended.", False),
+    (429, "rate_limited", {"retry_after": 1}, "Too many tries, wait a second.", True),
+    (400, "validation", {"errors": {"address_id": "Choose one of your own addresses."}},
+     "Choose one of your own addresses.", True),
+]
+
+
+def answer(status: int, data: dict):
+    """A route handler that answers with the contract's envelope."""
+    headers = {"Retry-After": str(data["retry_after"])} if "retry_after" in data else {}
+
+    async def handler(route):
+        await route.fulfill(status=status, json={"code": status, "msg": data["reason"], "data": data},
+                            headers=headers)
+    return handler
+
+
+async def test_refusals_of_a_purchase_get_a_friendly_message(live_app, page):
+    base, app = live_app
+    user, _, sale = await shopper_and_sale(app)
+    await log_in(page, base, user, f"/seckill/{sale['id']}")
+    buy, panel = page.get_by_test_id("buy-button"), page.get_by_test_id("buy-status")
+    for status, reason, extra, message, reopens in REFUSALS:
+        # the engine's answers are tested elsewhere: here the page meets each one on cue
+        await page.route("**/api/seckill/*/purchase", answer(status, {"reason": reason, **extra}))
+        await page.reload()
+        await expect(buy).to_be_enabled()
+        await buy.click()
+        await expect(panel).to_contain_text(message)
+        if reopens:
+            await expect(buy).to_be_enabled()
+            await expect(buy).to_have_text("Buy now")
+        else:
+            await expect(buy).to_be_disabled()
+            await expect(buy).to_have_text("Sold out" if reason == "sold_out" else "Sale ended")
+        await page.unroute("**/api/seckill/*/purchase")
+
+    await page.route("**/api/seckill/*/purchase", answer(401, {"reason": "unauthenticated"}))
+    await page.reload()
+    await expect(buy).to_be_enabled()
+    # to the login page (which sends a logged-in user straight back)
+    async with page.expect_request(f"{base}/login?next=/seckill/{sale['id']}"):
+        await buy.click()
+
+
+async def test_sold_out_stock_closes_the_button_live(live_app, page):
+    base, app = live_app
+    user, _, sale = await shopper_and_sale(app, stock=1)
+    await log_in(page, base, user, f"/seckill/{sale['id']}")
+    buy = page.get_by_test_id("buy-button")
+    await expect(buy).to_be_enabled()
+    [person] = await buyers(app[CTX], 1)
+    status, body = await purchase_via(app, base, sale["id"], person)
+    assert status == 202, body
+    await expect(page.get_by_test_id("sale-remaining")).to_have_text("0 of 1 left")
+    await expect(buy).to_be_disabled()
+    await expect(buy).to_have_text("Sold out")

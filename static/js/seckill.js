@@ -79,7 +79,7 @@
 
   // --- the sale page ----------------------------------------------------------------------------
   const id = root ? root.dataset.saleId : null;
-  const loginUrl = "/login?next=" + encodeURIComponent("/seckill/" + id);
+  const loginUrl = "/login?next=/seckill/" + id;
   const messagesEl = document.getElementById("sale-messages");
   const M = messagesEl ? JSON.parse(messagesEl.textContent) : {};
   const form = document.getElementById("buy-form");
