@@ -1,25 +1,26 @@
 """The flash-sale purchase path: a few local checks, then two batched Redis round trips.
 
-Every purchase of one event-loop tick shares one pipeline for the buyer checks (session epoch,
+Every purchase of one event-loop tick shares one write for the buyer checks (session epoch,
 ban flag, address ownership: one HMGET each) and one for the admission script (EVALSHA each),
-so Redis and redis-py cost per request stays small under a burst. A sale that answered
+on a lean pipelined connection (redis_mux.py), so the Redis cost per request stays small under
+a burst. A sale that answered
 `sold_out` is remembered for a short time so that the rush after it costs no Redis call at all.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
-import uuid
-from typing import Any
 
 from redis.exceptions import NoScriptError, RedisError
 
 from flashsale.auth import auth_state, cache_addresses
 from flashsale.context import Context
-from flashsale.metrics import count_admission
-from flashsale.scripts import ADMIT_CODES
 from flashsale.errors import SoldOut, Unauthenticated, Validation
+from flashsale.metrics import count_admission
+from flashsale.redis_mux import RedisMux
+from flashsale.scripts import ADMIT_CODES
 from flashsale.services import seckill
 
 log = logging.getLogger(__name__)
@@ -29,53 +30,12 @@ SOLD_OUT_TTL_S = 0.2
 RATE_WINDOW_MS = 1000
 
 
-class TickPipeline:
-    """Sends the Redis commands issued during one event-loop tick as one pipeline."""
-
-    def __init__(self, ctx: Context):
-        self.redis = ctx.redis
-        self.pending: list[tuple[tuple[Any, ...], asyncio.Future]] = []
-        self.loop: asyncio.AbstractEventLoop | None = None
-
-    def call(self, *args: Any) -> asyncio.Future:
-        if self.loop is None:
-            self.loop = asyncio.get_running_loop()
-        future = self.loop.create_future()
-        if not self.pending:
-            self.loop.call_soon(self._flush)
-        self.pending.append((args, future))
-        return future
-
-    def _flush(self) -> None:
-        batch, self.pending = self.pending, []
-        self.loop.create_task(self._send(batch))
-
-    async def _send(self, batch: list[tuple[tuple[Any, ...], asyncio.Future]]) -> None:
-        try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for args, _ in batch:
-                    pipe.execute_command(*args)
-                replies = await pipe.execute(raise_on_error=False)
-        except Exception as exc:  # the connection failed: every caller sees it
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
-            return
-        for (_, future), reply in zip(batch, replies):
-            if future.done():
-                continue
-            if isinstance(reply, Exception):
-                future.set_exception(reply)
-            else:
-                future.set_result(reply)
-
-
 class Admission:
     """One per process: the tick pipeline, the admission script's SHA and the sold-out flags."""
 
     def __init__(self, ctx: Context):
         self.ctx = ctx
-        self.pipeline = TickPipeline(ctx)
+        self.pipeline = RedisMux(ctx.settings.redis_url)
         self.sold_out_until: dict[int, float] = {}
         self.admit_script = ctx.scripts.admit
 
@@ -126,7 +86,7 @@ class Admission:
             count_admission("sold_out")
             raise SoldOut()
         k = self.ctx.keys
-        request_id = uuid.uuid4().hex
+        request_id = os.urandom(16).hex()
         keys = (k.sale_window(sale_id), k.sale_stock(sale_id), k.sale_buyers(sale_id), k.sale_stream(sale_id),
                 k.sale_user_request(sale_id), k.sale_stats(sale_id), k.sale_purchase_rate(sale_id, user_id))
         args = (user_id, request_id, address_id, payment_method,
@@ -151,6 +111,9 @@ class Admission:
             await seckill.rebuild_state(self.ctx, sale_id)
         except (RedisError, OSError, RuntimeError):
             log.exception("rebuilding sale %s failed; the watcher will try again", sale_id)
+
+    async def close(self) -> None:
+        await self.pipeline.close()
 
     async def listen_for_returned_stock(self, stop: asyncio.Event) -> None:
         """Clear the sold-out flag of a sale as soon as any process gives stock back."""

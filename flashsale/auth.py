@@ -5,18 +5,15 @@ import secrets
 import time
 from dataclasses import dataclass
 
-import orjson
 from aiohttp import web
-from cryptography.fernet import InvalidToken
 from aiohttp_session import Session, get_session, new_session
 
 from flashsale import db
-from flashsale.appkeys import CTX, SESSION_FERNET, SETTINGS, USER
+from flashsale.appkeys import CTX, USER
 from flashsale.context import Context
 from flashsale.errors import Forbidden, Unauthenticated
 
 AUTH_TTL_S = 24 * 3600
-SESSION_COOKIE = "fs_session"
 
 # -> the ids of the user's addresses
 ADDRESS_IDS = "SELECT id FROM addresses WHERE user_id = %s"
@@ -82,23 +79,6 @@ async def current_user(request: web.Request) -> CurrentUser | None:
             user = CurrentUser(id=uid, username=session.get("name", ""), role=state[1])
     request[USER] = user
     return user
-
-
-def read_session_fast(request: web.Request) -> dict | None:
-    """The session's data straight from the cookie, without building aiohttp-session's object.
-
-    For hot read-mostly routes (the purchase path): the caller must still check the epoch.
-    """
-    cookie = request.cookies.get(SESSION_COOKIE)
-    if not cookie:
-        return None
-    settings_max_age = request.app[SETTINGS].session_max_age_s
-    try:
-        data = orjson.loads(request.app[SESSION_FERNET].decrypt(cookie.encode(), ttl=settings_max_age))
-        session = data.get("session")
-    except (InvalidToken, orjson.JSONDecodeError, AttributeError):
-        return None
-    return session if isinstance(session, dict) else None
 
 
 async def require_user(request: web.Request) -> CurrentUser:

@@ -455,3 +455,4 @@ async def engine_ctx(app: web.Application):
         engine.start()
     yield
     await engine.stop()
+    await admission.close()

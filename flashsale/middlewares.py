@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-import uuid
+import os
 from typing import Any
 from urllib.parse import quote
 
@@ -45,24 +45,30 @@ async def page_globals(request: web.Request) -> dict[str, Any]:
     try:
         return await page_context(request)
     except Exception:  # the failure may be the very backend the page context reads (Redis down)
-        return {"current_user": None, "csrf_token": "", "flashes": [], "request_path": request.path}
+        return {"current_user": None, "csrf_token": "", "flashes": lambda: [], "request_path": request.path}
 
 
 async def error_page(request: web.Request, status: int, message: str,
                      headers: dict[str, str] | None = None) -> web.Response:
     template = "errors/404.html" if status == 404 else "errors/error.html"
     context = {**await page_globals(request),
-               "status": status, "message": message, "request_id": request.get(REQUEST_ID)}
+               "status": status, "message": message, "request_id": request_id(request)}
     response = aiohttp_jinja2.render_template(template, request, context, status=status)
     if headers:
         response.headers.update(headers)
     return response
 
 
+def request_id(request: web.Request) -> str:
+    """The client's X-Request-Id, or one made when first needed (only failures need one)."""
+    rid = request.get(REQUEST_ID)
+    if rid is None:
+        rid = request[REQUEST_ID] = request.headers.get("X-Request-Id", "")[:64] or os.urandom(8).hex()
+    return rid
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler):
-    request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex[:16]
-    request[REQUEST_ID] = request_id
     try:
         return await handler(request)
     except Refusal as exc:
@@ -85,14 +91,15 @@ async def error_middleware(request: web.Request, handler):
         raise
     except UNAVAILABLE_ERRORS:
         log.warning("backend unavailable in %s %s [request %s]", request.method, request.path,
-                    request_id, exc_info=True)
+                    request_id(request), exc_info=True)
         message = "The service is briefly unavailable; try again."
         if wants_json(request):
             return envelope({"reason": "unavailable"}, status=503, msg=message, headers={"Retry-After": "1"})
         return await error_page(request, 503, message)
     except Exception:
-        log.exception("unhandled error in %s %s [request %s]", request.method, request.path, request_id)
-        message = f"Something went wrong on our side (request {request_id})."
+        rid = request_id(request)
+        log.exception("unhandled error in %s %s [request %s]", request.method, request.path, rid)
+        message = f"Something went wrong on our side (request {rid})."
         if wants_json(request):
-            return envelope({"reason": "internal", "request_id": request_id}, status=500, msg=message)
+            return envelope({"reason": "internal", "request_id": rid}, status=500, msg=message)
         return await error_page(request, 500, message)

@@ -1,8 +1,10 @@
 """What every page template gets: the user, the CSRF token, flash messages, formatting filters."""
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
+import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 from aiohttp_session import get_session
@@ -19,18 +21,33 @@ async def flash(request: web.Request, message: str, category: str = "success") -
     session[FLASH_KEY] = [*session.get(FLASH_KEY, []), [category, message]][-5:]
 
 
+# aiohttp-jinja2 reads its page context under a plain string key; setting it is expected here
+warnings.filterwarnings("ignore", "It is recommended to use web.RequestKey", web.NotAppKeyWarning,
+                        __name__)
+
+# JSON, files and probes never render a template: they skip the page context (and its session)
+NO_PAGE_PREFIXES = ("/api/", "/static/")
+NO_PAGE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
 async def page_context(request: web.Request) -> dict[str, Any]:
-    if request.path.startswith("/api/"):
-        # JSON never renders a template: leave the session (and its flash messages) alone
-        return {}
     session = await get_session(request)
-    flashes = session.pop(FLASH_KEY, [])
     return {
         "current_user": await current_user(request),
         "csrf_token": await csrf_token(request),
-        "flashes": flashes,
+        # taken only when a template shows them, so a POST that redirects keeps them for the next page
+        "flashes": lambda: session.pop(FLASH_KEY, []),
         "request_path": request.path,
     }
+
+
+@web.middleware
+async def page_context_middleware(request: web.Request, handler):
+    """What aiohttp-jinja2's context processors do, but only for page routes."""
+    path = request.path
+    if not path.startswith(NO_PAGE_PREFIXES) and path not in NO_PAGE_PATHS:
+        request[aiohttp_jinja2.REQUEST_CONTEXT_KEY] = await page_context(request)
+    return await handler(request)
 
 
 def _display_time(value) -> str:

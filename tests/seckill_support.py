@@ -10,7 +10,7 @@ from typing import Any
 
 from flashsale import db
 from flashsale.appkeys import SESSION_FERNET
-from flashsale.auth import SESSION_COOKIE
+from flashsale.sessions import SESSION_COOKIE
 from flashsale.context import Context
 from flashsale.services import seckill
 

@@ -8,7 +8,7 @@ import logging
 from aiohttp import WSMsgType, web
 
 from flashsale.appkeys import ADMISSION, CTX
-from flashsale.auth import read_session_fast
+from flashsale.sessions import read_session_fast
 from flashsale.csrf import checks_own_csrf
 from flashsale.errors import CsrfFailed, NotFound, Unauthenticated, Validation
 from flashsale.jsonio import envelope, page_data, read_json
