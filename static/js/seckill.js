@@ -69,12 +69,15 @@
     window.clearTimeout(timer);
     const t = now();
     let wait = 1000 - (((t % 1000) + 1000) % 1000); // to the next whole second
+    let running = false;
     sales.forEach((el) => {
       const left = paint(el, t);
-      if (left !== null && left > 0) wait = Math.min(wait, left); // wake exactly at a start or end
+      if (left === null) return;
+      running = true;
+      if (left > 0) wait = Math.min(wait, left); // wake exactly at a start or an end
     });
     if (root) onPhase(phaseOf(root, t));
-    timer = window.setTimeout(tick, wait + 5);
+    if (running) timer = window.setTimeout(tick, wait + 5);
   }
 
   // --- the sale page ----------------------------------------------------------------------------
@@ -109,10 +112,10 @@
     buyLabel.textContent = text;
   }
 
+  let phaseShown = null;
   function onPhase(next) {
-    if (next === phase && root.dataset.refreshed) return;
-    root.dataset.refreshed = "1";
-    phase = next;
+    if (next === phaseShown) return;
+    phaseShown = phase = next;
     refreshButton();
     if (phase === "ended" || phase === "cancelled") stopLive();
   }
