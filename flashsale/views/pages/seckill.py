@@ -17,7 +17,7 @@ from flashsale.views.pages.orders import PAYMENT_CHOICES
 
 routes = web.RouteTableDef()
 
-PER_PAGE = 12  # a full grid of 1, 2, 3 or 4 columns
+PER_PAGE = 12  # a full grid of 2, 3 or 4 columns
 # tab value -> label; "" is the API's default order: live, then upcoming, then the rest
 TABS = (("", "All"), ("live", "Live now"), ("upcoming", "Upcoming"), ("ended", "Ended"))
 # what the buy panel says, rendered by the page on load and by seckill.js after a click: one source
