@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 from aiohttp_session import Session, get_session, new_session
+from redis.exceptions import WatchError
 
 from flashsale import db
 from flashsale.appkeys import CTX, USER
@@ -45,11 +46,23 @@ async def auth_state(ctx: Context, user_id: int) -> tuple[int, str, bool] | None
 
 
 async def cache_auth_state(ctx: Context, user_id: int, epoch: int, role: str, active: bool) -> None:
+    """Cache what MySQL said, unless a newer epoch is cached already: a login that read the row just
+    before a ban (every ban, role and password change bumps the epoch) must not bring it back."""
     key = ctx.keys.user_auth(user_id)
     async with ctx.redis.pipeline(transaction=True) as pipe:
-        pipe.hset(key, mapping={"epoch": epoch, "role": role, "active": int(active)})
-        pipe.expire(key, AUTH_TTL_S)
-        await pipe.execute()
+        while True:
+            try:
+                await pipe.watch(key)
+                cached = await pipe.hget(key, "epoch")
+                if cached is not None and int(cached) > epoch:
+                    return
+                pipe.multi()
+                pipe.hset(key, mapping={"epoch": epoch, "role": role, "active": int(active)})
+                pipe.expire(key, AUTH_TTL_S)
+                await pipe.execute()
+                return
+            except WatchError:
+                continue  # someone wrote the key meanwhile: compare again
 
 
 async def cache_addresses(ctx: Context, user_id: int) -> list[str]:

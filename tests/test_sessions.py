@@ -1,7 +1,10 @@
 """Session cookies: a fresh one at login, attributes, and sessions that end when the account changes."""
 from __future__ import annotations
 
+import asyncio
+
 from flashsale import db
+from flashsale.auth import auth_state, cache_auth_state
 from tests.conftest import PASSWORD, login
 
 COOKIE = "fs_session"
@@ -128,3 +131,27 @@ async def test_session_survives_a_lost_auth_cache(client, ctx, factory):
     await ctx.redis.delete(ctx.keys.user_auth(user["id"]))
     assert (await client.get("/api/me")).status == 200
     assert await ctx.redis.exists(ctx.keys.user_auth(user["id"])) == 1
+
+
+async def test_a_stale_auth_state_never_overwrites_a_newer_one(ctx, factory):
+    # a login that read the user's row just before a ban caches what it read, after the ban did
+    user = await factory.user()
+    await cache_auth_state(ctx, user["id"], 3, "user", False)
+    await cache_auth_state(ctx, user["id"], 2, "user", True)
+    assert await auth_state(ctx, user["id"]) == (3, "user", False)
+    await cache_auth_state(ctx, user["id"], 4, "admin", True)
+    assert await auth_state(ctx, user["id"]) == (4, "admin", True)
+
+
+async def test_logins_racing_a_ban_leave_no_live_session(client, aiohttp_client, ctx, factory):
+    user = await factory.user()
+    admin_client = await aiohttp_client(client.server)
+    admin = await factory.user(role="admin")
+    headers = {"X-CSRF-Token": await login(admin_client, admin["username"])}
+    shoppers = [await aiohttp_client(client.server) for _ in range(5)]
+    await asyncio.gather(
+        admin_client.put(f"/api/admin/users/{user['id']}", json={"is_active": False}, headers=headers),
+        *(s.post("/api/auth/login", json={"username": user["username"], "password": PASSWORD}) for s in shoppers))
+    for shopper in shoppers:
+        assert (await shopper.get("/api/me")).status == 401
+    assert await auth_state(ctx, user["id"]) == (1, "user", False)
