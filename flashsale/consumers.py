@@ -162,6 +162,7 @@ class SaleWorker:
         self.stream = k.sale_stream(self.sale_id)
         self.group = k.consumer_group()
         self.tasks: list[asyncio.Task] = []
+        self.busy: set[str] = set()  # consumers with a batch in hand
 
     def consumer_name(self, index: int) -> str:
         return f"{self.ctx.settings.consumer_name or 'local'}-c{index}"
@@ -175,8 +176,8 @@ class SaleWorker:
 
     def start(self, stop: asyncio.Event) -> None:
         for i in range(self.ctx.settings.consumers):
-            self.tasks.append(asyncio.create_task(self.consume(self.consumer_name(i), stop),
-                                                  name=f"consume-{self.sale_id}-{i}"))
+            name = self.consumer_name(i)
+            self.tasks.append(asyncio.create_task(self.consume(name, stop), name=name))
 
     async def consume(self, name: str, stop: asyncio.Event) -> None:
         """Read own pending entries first (left by this name before a restart), then new ones."""
@@ -203,7 +204,11 @@ class SaleWorker:
             entries = [Entry.parse(i, f) for i, f in raw if f]
             if entries:
                 # finish the batch in hand even when asked to stop: it is acknowledged only after commit
-                await self.process(entries, stop)
+                self.busy.add(name)
+                try:
+                    await self.process(entries, stop)
+                finally:
+                    self.busy.discard(name)
 
     async def process(self, entries: list[Entry], stop: asyncio.Event | None,
                       deliveries: dict[str, int] | None = None) -> None:
@@ -331,6 +336,7 @@ class Engine:
         self.workers: dict[int, SaleWorker] = {}
         self.stop_event = asyncio.Event()
         self.tasks: list[asyncio.Task] = []
+        self.listener: asyncio.Task | None = None
         # blocking reads park a connection each: they get a pool of their own, apart from requests
         self.reader = Redis.from_url(ctx.settings.redis_url, decode_responses=True, max_connections=10_000,
                                      socket_connect_timeout=2, health_check_interval=30)
@@ -340,14 +346,24 @@ class Engine:
             asyncio.create_task(self.watch(), name="sale-watcher"),
             asyncio.create_task(self.reclaim_loop(), name="reclaimer"),
             asyncio.create_task(self.sweep_loop(), name="pay-window-sweeper"),
-            asyncio.create_task(self.admission.listen_for_returned_stock(self.stop_event), name="stock-listener"),
         ]
+        self.listener = asyncio.create_task(self.admission.listen_for_returned_stock(self.stop_event),
+                                            name="stock-listener")
+        self.tasks.append(self.listener)
 
     async def stop(self) -> None:
         """Stop reading; let each consumer finish its batch in hand within the grace period."""
         self.stop_event.set()
-        consumer_tasks = [t for w in self.workers.values() for t in w.tasks]
-        everything = consumer_tasks + self.tasks
+        consumers = [t for w in self.workers.values() for t in w.tasks]
+        for worker in self.workers.values():
+            for task in worker.tasks:
+                if task.get_name() not in worker.busy:
+                    # waiting in a blocking read, nothing in hand; a read cut short leaves its
+                    # entries pending under this stable consumer name for the next start
+                    task.cancel()
+        if self.listener is not None:
+            self.listener.cancel()  # the pub/sub listener holds nothing
+        everything = consumers + self.tasks
         if everything:
             _, late = await asyncio.wait(everything, timeout=GRACE_S)
             for task in late:
