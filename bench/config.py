@@ -32,11 +32,12 @@ class BenchConfig:
     locust_processes: int = 1  # Locust load processes (--processes); 1 keeps a core for the server
     start_delay_s: float = 0.0  # sale start after the logins; 0: enough to spawn every user
     login_concurrency: int = 64
+    poll: bool = True  # buyers poll /result until their order shows (off: admission alone is measured)
     poll_first_ms: int = 200  # first /result poll after a 202, then doubling...
     poll_max_ms: int = 2000  # ...up to this
     poll_timeout_s: float = 60.0  # a buyer stops polling after this
     drain_timeout_s: float = 60.0  # wait this long for the stream to drain after the buyers
-    deferred_drain: bool = False  # hold the consumers during the sale, then drain in one go
+    deferred_drain: bool = False  # no consumers during the sale (and no polling); then drain in one go
     pyspy: bool = False  # record a py-spy profile of each server worker during the sale
     port: int = 0  # 0: a free port
     db_name: str = "flashsale_bench"
@@ -85,7 +86,7 @@ ENV_NAMES = {
     "workers": "BENCH_WORKERS", "duration_s": "BENCH_DURATION", "spawn_rate": "BENCH_SPAWN_RATE",
     "healthz_s": "BENCH_HEALTHZ_S", "per_user_limit": "BENCH_LIMIT", "double_click": "BENCH_DOUBLE_CLICK",
     "locust_processes": "BENCH_LOCUST_PROCESSES", "start_delay_s": "BENCH_START_DELAY_S",
-    "login_concurrency": "BENCH_LOGIN_CONCURRENCY", "poll_first_ms": "BENCH_POLL_FIRST_MS",
+    "login_concurrency": "BENCH_LOGIN_CONCURRENCY", "poll": "BENCH_POLL", "poll_first_ms": "BENCH_POLL_FIRST_MS",
     "poll_max_ms": "BENCH_POLL_MAX_MS", "poll_timeout_s": "BENCH_POLL_TIMEOUT_S",
     "drain_timeout_s": "BENCH_DRAIN_TIMEOUT_S", "deferred_drain": "BENCH_DEFERRED_DRAIN",
     "pyspy": "BENCH_PYSPY", "port": "BENCH_PORT", "db_name": "BENCH_DB", "redis_prefix": "BENCH_REDIS_PREFIX",

@@ -215,6 +215,7 @@ class Buyer(FastHttpUser):
         polls: list[tuple[float, int, Account]] = []  # (due, tie-breaker, account)
         first_wait_ms, max_wait_ms = PLAN["poll_first_ms"], PLAN["poll_max_ms"]
         timeout_s, double_click = PLAN["poll_timeout_s"], PLAN["double_click"]
+        polling = PLAN.get("poll", True)
         n = 0
         while True:
             now = time.time()
@@ -228,7 +229,7 @@ class Buyer(FastHttpUser):
             account = self.pool.take()
             if account is not None:
                 clicks = random.choice((2, 3)) if random.random() < double_click else 1
-                if self.purchase(account, clicks):
+                if self.purchase(account, clicks) and polling:
                     account.next_wait_ms = first_wait_ms
                     heapq.heappush(polls, (account.answered_at + first_wait_ms / 1000, n, account))
                     n += 1

@@ -119,37 +119,47 @@ def phase(rows: list[dict], start: float, end: float, timeline: list[dict], *, p
 
 def drain_figures(orders: list[float], accepted: list[dict], last_admission: float | None,
                   timeline: list[dict], drain_started: float | None) -> dict | None:
+    """How fast the consumers wrote orders.
+
+    Live drain (consumers run during the sale): the best 1 s, and the pace in 100 ms slices
+    that began with at least a batch admitted (answered 202) and not yet written. Deferred
+    drain (BENCH_DEFERRED_DRAIN: the whole stream waits, then fresh consumers start): orders
+    over the time from the first to the last order written, the writers' capacity.
+    """
     if not orders:
         return None
     first, last = orders[0], orders[-1]
-    figures: dict = {"orders": len(orders), "first_order_at": round(first, 3), "last_order_at": round(last, 3),
+    deferred = drain_started is not None
+    figures: dict = {"mode": "deferred" if deferred else "live", "orders": len(orders),
+                     "first_order_at": round(first, 3), "last_order_at": round(last, 3),
+                     "drain_seconds": _r(last - first, 3),
                      "orders_per_s_mean": _r(len(orders) / (last - first), 1) if last > first else None,
                      "orders_per_s_peak_1s": _peak_rate(orders, 1.0)}
-    if last_admission is not None:
+    if last_admission is not None and not deferred:
         figures["seconds_last_admission_to_last_order"] = _r(max(0.0, last - last_admission), 3)
         figures["orders_after_last_admission"] = sum(1 for t in orders if t > last_admission)
-    # the writers' own pace: 100 ms slices that began with at least a batch admitted and not
-    # yet written (admitted = answered 202, so the backlog is if anything underestimated)
-    admitted_at = sorted(r["end"] for r in accepted)
-    busy_slices, written_in_busy = 0, 0
-    t = min(admitted_at[0], first) if admitted_at else first
-    while t <= last:
-        written = bisect_right(orders, t)
-        if bisect_right(admitted_at, t) - written >= BACKLOG_BATCH:
-            busy_slices += 1
-            written_in_busy += bisect_right(orders, t + 0.1) - written
-        t += 0.1
-    figures["orders_per_s_with_backlog"] = _r(written_in_busy / (busy_slices * 0.1), 1) if busy_slices else None
-    figures["backlog_seconds"] = _r(busy_slices * 0.1, 1)
-    backlog = [r["admitted"] - r["results"] for r in timeline
-               if r.get("admitted") is not None and r.get("results") is not None]
-    figures["max_backlog"] = int(max(backlog)) if backlog else None
-    end = last
-    start = drain_started if drain_started is not None else (last_admission or first)
-    if end > start:
-        res = resources(timeline, start, end)
+    if not deferred:
+        admitted_at = sorted(r["end"] for r in accepted)
+        busy_slices, written_in_busy = 0, 0
+        t = min(admitted_at[0], first) if admitted_at else first
+        while t <= last:
+            written = bisect_right(orders, t)
+            if bisect_right(admitted_at, t) - written >= BACKLOG_BATCH:
+                busy_slices += 1
+                written_in_busy += bisect_right(orders, t + 0.1) - written
+            t += 0.1
+        figures["orders_per_s_with_backlog"] = (_r(written_in_busy / (busy_slices * 0.1), 1)
+                                                if busy_slices else None)
+        figures["backlog_seconds"] = _r(busy_slices * 0.1, 1)
+        backlog = [r["admitted"] - r["results"] for r in timeline
+                   if r.get("admitted") is not None and r.get("results") is not None]
+        figures["max_backlog"] = int(max(backlog)) if backlog else None
+    # resources while orders were being written (deferred: leave out the drain server's start-up)
+    start = first - 0.05 if deferred else (last_admission or first)
+    if last > start:
+        res = resources(timeline, start, last)
         figures.update(res)
-        orders_inside = sum(1 for o in orders if start <= o <= end)
+        orders_inside = sum(1 for o in orders if start <= o <= last)
         cpu = res["cpu_s"]
         if orders_inside and cpu["server"] is not None:
             figures["server_cpu_us_per_order"] = _r(cpu["server"] / orders_inside * 1e6, 1)
@@ -359,8 +369,12 @@ def table(summary: dict) -> str:
                      f"{_f(p.get('p95_ms')):>9}{_f(p.get('p99_ms')):>9}{_f(p.get('max_ms')):>9}"
                      f"{sum((p.get('errors_by_status') or {}).values()):>8}{_f(cpu):>16}")
     d = summary["phases"].get("drain")
-    if d:
-        lines.append(f"drain: {d['orders']} orders, peak {_f(d.get('orders_per_s_peak_1s'))}/s in 1 s, "
+    if d and d.get("mode") == "deferred":
+        lines.append(f"drain (deferred): {d['orders']} orders in {_f(d.get('drain_seconds'))} s = "
+                     f"{_f(d.get('orders_per_s_mean'))} orders/s, server CPU {_f(d.get('server_cpu_us_per_order'))} "
+                     f"us/order, MariaDB {_f(d.get('mariadb_cpu_us_per_order'))} us/order")
+    elif d:
+        lines.append(f"drain (live): {d['orders']} orders, best 1 s {_f(d.get('orders_per_s_peak_1s'))}/s, "
                      f"{_f(d.get('orders_per_s_with_backlog'))}/s while a batch waited "
                      f"({_f(d.get('backlog_seconds'))} s), last order "
                      f"{_f(d.get('seconds_last_admission_to_last_order'))} s after the last admission")

@@ -23,6 +23,7 @@ if __package__ in (None, ""):  # run as `python bench/run_bench.py`: make the pr
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import psutil  # noqa: E402
+import uvloop  # noqa: E402
 from redis import Redis  # noqa: E402
 from redis.exceptions import ResponseError  # noqa: E402
 
@@ -87,7 +88,8 @@ class Server:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> None:
+    def start(self, on_workers=None) -> None:
+        """Spawn the server; call on_workers(pids) as soon as its workers exist; wait until it answers."""
         env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
         env.update(self.config.server_env())
         env["FLASHSALE_BACKGROUND_TASKS"] = "true" if self.background else "false"
@@ -97,13 +99,19 @@ class Server:
                  "--workers", str(self.config.workers)],
                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        announced = False
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RunBroke(f"the server exited with {self.proc.returncode}; see {self.log_path}")
-            if len(self.worker_pids()) >= self.config.workers and answers(self.base_url + "/readyz"):
+            workers = self.worker_pids()
+            if not announced and len(workers) >= self.config.workers:
+                announced = True
+                if on_workers is not None:
+                    on_workers(workers)
+            if announced and answers(self.base_url + "/readyz"):
                 time.sleep(1.0)  # the last worker may still be binding its socket
                 return
-            time.sleep(0.2)
+            time.sleep(0.05)
         raise RunBroke(f"the server did not become ready in {SERVER_START_TIMEOUT_S} s; see {self.log_path}")
 
     def worker_pids(self) -> list[int]:
@@ -258,7 +266,7 @@ def run(config: BenchConfig) -> tuple[dict, Path]:
         marks["healthz"]["end"] = time.time()
 
         say(started, f"logging {config.buyers} buyers in")
-        marks["login"] = asyncio.run(login_all(server.base_url, run_dir / "accounts.csv", run_dir / "sessions.csv",
+        marks["login"] = uvloop.run(login_all(server.base_url, run_dir / "accounts.csv", run_dir / "sessions.csv",
                                                BENCH_PASSWORD, config.login_concurrency))
         say(started, f"  {marks['login']['per_s']:.0f} logins/s")
 
@@ -273,7 +281,8 @@ def run(config: BenchConfig) -> tuple[dict, Path]:
         plan = {"sale_id": sale_id, "goods_id": prepared.goods_id, "start_epoch": start_at.timestamp(),
                 "sessions_file": str(run_dir / "sessions.csv"), "users": config.users, "browsers": config.browsers,
                 "locust_processes": config.locust_processes, "double_click": config.double_click,
-                "poll_first_ms": config.poll_first_ms, "poll_max_ms": config.poll_max_ms,
+                # with the consumers held back no result would come: polling would only add load
+                "poll": config.poll and not config.deferred_drain, "poll_first_ms": config.poll_first_ms, "poll_max_ms": config.poll_max_ms,
                 "poll_timeout_s": config.poll_timeout_s}
         plan_path = run_dir / "plan.json"
         plan_path.write_text(json.dumps(plan, indent=2))
@@ -298,9 +307,9 @@ def run(config: BenchConfig) -> tuple[dict, Path]:
             say(started, "stopping the sale server; draining the stream with a fresh server")
             server.stop()
             drain_server = Server(config, free_port(), run_dir / "server-drain.log", background=True)
-            drain_server.start()
-            sampler.follow("server", drain_server.proc.pid)
             marks["drain_server_started"] = time.time()
+            # its consumers start writing while the server is still coming up: follow it at once
+            drain_server.start(on_workers=lambda pids: [sampler.follow("server", pid) for pid in pids])
         say(started, "waiting for the stream to drain")
         drained = wait_drained(settings, sale_id, config.drain_timeout_s)
         marks["drained"] = drained

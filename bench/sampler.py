@@ -89,7 +89,12 @@ class Sampler:
         """Add a process (and, for server and Locust, its children) to a group."""
         with self.lock:
             g = self.groups[group]
-            g.roots.append(psutil.Process(pid))
+            try:
+                proc = psutil.Process(pid)
+            except psutil.Error:
+                return
+            g.roots.append(proc)
+            g.procs.setdefault(pid, proc)
             g.refreshed = 0.0
 
     def follow_sale(self, sale_id: int | None) -> None:
