@@ -78,6 +78,12 @@ MAX_STOCK = 10_000_000
 MAX_LIMIT = 99
 
 
+async def server_time(ctx: Context) -> dt.datetime:
+    """Redis's clock: the admission script decides the window by it, so pages count down to it."""
+    seconds, micros = await ctx.redis.time()
+    return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).replace(microsecond=micros // 1000 * 1000)
+
+
 def _ms(value: dt.datetime) -> int:
     return int(value.replace(tzinfo=dt.timezone.utc).timestamp() * 1000)
 

@@ -11,10 +11,9 @@ from flashsale.appkeys import ADMISSION, CTX
 from flashsale.sessions import read_session_fast
 from flashsale.csrf import checks_own_csrf
 from flashsale.errors import CsrfFailed, NotFound, Unauthenticated, Validation
-from flashsale.jsonio import envelope, page_data, read_json
+from flashsale.jsonio import dumps, envelope, page_data, read_json
 from flashsale.services import seckill
 from flashsale.validate import page_params
-from flashsale.views.api.system import redis_now
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -46,7 +45,7 @@ async def list_sales(request: web.Request) -> web.Response:
 async def get_sale(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     sale = await seckill.get_sale(ctx, sale_id_of(request))
-    return envelope({**sale, "server_time": await redis_now(ctx)})
+    return envelope({**sale, "server_time": await seckill.server_time(ctx)})
 
 
 def _buyer(request: web.Request) -> tuple[int, int]:
@@ -109,9 +108,8 @@ async def live(request: web.Request) -> web.StreamResponse:
             sale = await seckill.get_sale(ctx, sale_id)
             snapshot = (sale["remaining"], sale["state"])
             if snapshot != last or quiet >= LIVE_KEEPALIVE_S:
-                await ws.send_json({"remaining": sale["remaining"], "state": sale["state"],
-                                    "server_time": (await redis_now(ctx)).isoformat(timespec="milliseconds")
-                                    .replace("+00:00", "Z")})
+                await ws.send_str(dumps({"remaining": sale["remaining"], "state": sale["state"],
+                                         "server_time": await seckill.server_time(ctx)}).decode())
                 last, quiet = snapshot, 0.0
             await asyncio.sleep(LIVE_INTERVAL_S)
             quiet += LIVE_INTERVAL_S

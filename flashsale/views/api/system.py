@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 
 from aiohttp import web
@@ -10,6 +9,7 @@ from aiohttp import web
 from flashsale import db
 from flashsale.appkeys import CTX
 from flashsale.jsonio import envelope
+from flashsale.services import seckill
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -39,12 +39,6 @@ async def readyz(request: web.Request) -> web.Response:
                     status=200 if ready else 503, msg="ready" if ready else "not ready")
 
 
-async def redis_now(ctx) -> dt.datetime:
-    """Redis's clock: the flash-sale script decides the window by it, so clients count down to it."""
-    seconds, micros = await ctx.redis.time()
-    return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).replace(microsecond=micros // 1000 * 1000)
-
-
 @routes.get("/api/time")
 async def server_time(request: web.Request) -> web.Response:
-    return envelope({"server_time": await redis_now(request.app[CTX])})
+    return envelope({"server_time": await seckill.server_time(request.app[CTX])})

@@ -12,7 +12,6 @@ from flashsale.errors import NotFound
 from flashsale.jsonio import page_data
 from flashsale.services import addresses, orders, seckill
 from flashsale.validate import int_param
-from flashsale.views.api.system import redis_now
 from flashsale.views.pages.orders import PAYMENT_CHOICES
 
 routes = web.RouteTableDef()
@@ -49,7 +48,7 @@ async def sales_page(request: web.Request):
     page = int_param(request.query.get("page"), 1, 1, 1_000_000)
     items, total = await seckill.list_sales(ctx, tab, page, PER_PAGE)
     return {"sales": page_data(items, page, PER_PAGE, total), "tabs": TABS, "tab": tab,
-            "link_query": {"state": tab} if tab else {}, "server_time": await redis_now(ctx)}
+            "link_query": {"state": tab} if tab else {}, "server_time": await seckill.server_time(ctx)}
 
 
 async def _earlier_result(ctx, sale_id: int, user_id: int) -> dict[str, Any] | None:
@@ -81,5 +80,5 @@ async def sale_page(request: web.Request) -> web.Response:
         earlier = await _earlier_result(ctx, sale["id"], user.id)
     return aiohttp_jinja2.render_template("seckill/sale.html", request, {
         "sale": sale, "sold": sale["total_stock"] - sale["remaining"], "addresses": book, "earlier": earlier,
-        "payment_choices": PAYMENT_CHOICES, "messages": MESSAGES, "server_time": await redis_now(ctx),
+        "payment_choices": PAYMENT_CHOICES, "messages": MESSAGES, "server_time": await seckill.server_time(ctx),
     })
