@@ -33,7 +33,7 @@ COUNT_SALES = "SELECT COUNT(*) FROM flash_sales s WHERE {where}"
 STATE_FILTERS = {
     "live": ("s.status = 'scheduled' AND s.start_time <= %s AND s.end_time > %s", 2),
     "upcoming": ("s.status = 'scheduled' AND s.start_time > %s", 1),
-    "ended": ("(s.status = 'cancelled' OR s.end_time <= %s)", 1),
+    "ended": ("s.status = 'scheduled' AND s.end_time <= %s", 1),  # cancelled ones only in the full list
     "": ("1 = 1", 0),
 }
 # -> the goods' live or next sale
