@@ -41,7 +41,8 @@ LOCUSTFILE = ROOT / "bench" / "locustfile.py"
 SALE_LENGTH_S = 3600  # the sale stays open well past the run: "ended" is not what is measured
 SERVER_START_TIMEOUT_S = 60
 # -> when each order of the sale was written (created_at is the INSERT statement's time)
-ORDER_TIMES = "SELECT UNIX_TIMESTAMP(created_at) AS written FROM orders WHERE flash_sale_id = %s ORDER BY id"
+ORDER_TIMES = """
+SELECT request_id, UNIX_TIMESTAMP(created_at) AS written FROM orders WHERE flash_sale_id = %s ORDER BY id"""
 
 
 class RunBroke(RuntimeError):
@@ -221,10 +222,10 @@ def wait_drained(settings: Settings, sale_id: int, timeout_s: float) -> float | 
     return None
 
 
-async def order_times(settings: Settings, sale_id: int) -> list[float]:
+async def order_times(settings: Settings, sale_id: int) -> list[tuple[str, float]]:
     pool = await db.create_pool(settings.replace(db_pool_min=1, db_pool_max=1))
     try:
-        return [float(r["written"]) for r in await db.fetch_all(pool, ORDER_TIMES, (sale_id,))]
+        return [(r["request_id"] or "", float(r["written"])) for r in await db.fetch_all(pool, ORDER_TIMES, (sale_id,))]
     finally:
         await db.close_pool(pool)
 
@@ -329,8 +330,8 @@ def run(config: BenchConfig) -> tuple[dict, Path]:
     times = asyncio.run(order_times(settings, sale_id))
     with open(run_dir / "orders.csv", "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["written"])
-        writer.writerows([t] for t in times)
+        writer.writerow(["request_id", "written"])
+        writer.writerows(times)
     client = ClientView.from_samples(run_dir)
     record["verdict"] = asyncio.run(compute(settings, sale_id, client))
     for path in (run_dir / "server.log", run_dir / "server-drain.log"):
