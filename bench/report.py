@@ -29,6 +29,8 @@ from bench.sampler import GROUPS, peak_in, value_at  # noqa: E402
 
 MB = 1024 * 1024
 BACKLOG_BATCH = 100  # a backlog of at least one consumer batch means the writers were the limit
+MIN_PER_ORDER_WINDOW_S = 0.3  # CPU samples come every 100 ms
+MIN_PER_ORDER_ORDERS = 500
 
 
 # --- loading -----------------------------------------------------------------------------------
@@ -167,6 +169,8 @@ def drain_figures(orders: list[float], accepted: list[dict], last_admission: flo
         figures.update(res)
         orders_inside = sum(1 for o in orders if start <= o <= last)
         cpu = res["cpu_s"]
+        if last - start < MIN_PER_ORDER_WINDOW_S or orders_inside < MIN_PER_ORDER_ORDERS:
+            orders_inside = 0  # a few orders in a sliver of time: per-order CPU would be noise
         if orders_inside and cpu["server"] is not None:
             figures["server_cpu_us_per_order"] = _r(cpu["server"] / orders_inside * 1e6, 1)
         if orders_inside and cpu["mariadb"] is not None:
