@@ -13,12 +13,12 @@ from flashsale.csrf import checks_own_csrf
 from flashsale.errors import CsrfFailed, NotFound, Unauthenticated, Validation
 from flashsale.jsonio import dumps, envelope, page_data, read_json
 from flashsale.services import seckill
+from flashsale.services.orders import PAYMENT_METHODS
 from flashsale.validate import page_params
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
-PAYMENT_METHODS = frozenset({"alipay", "wechat", "card"})
 STATES = frozenset({"live", "upcoming", "ended"})
 LIVE_INTERVAL_S = 1.0
 LIVE_KEEPALIVE_S = 15.0
@@ -81,7 +81,7 @@ async def purchase(request: web.Request) -> web.Response:
     admission = request.app[ADMISSION]
     user_id = int(session["uid"])
     if not admission.is_sold_out(sale_id):
-        await admission.check_buyer(user_id, int(session.get("ep", -1)), address_id)
+        await admission.check_session(user_id, int(session.get("ep", -1)), address_id=address_id)
     request_id = await admission.admit(sale_id, user_id, address_id, method)
     return envelope({"status": "queued", "request_id": request_id}, status=202, msg="queued")
 
