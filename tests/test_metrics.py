@@ -158,8 +158,11 @@ async def test_metrics_merges_the_request_counts_of_both_workers(two_workers):
     assert await fetch_fresh(base, "GET", "/api/admin/users/12345", 3) == [401] * 3
 
     want = healthz_before + sent
-    text = await scrape_until(base, lambda t: sample_value(
-        t, "flashsale_http_requests_total", route="/healthz", method="GET", status="200") == want)
+    text = await scrape_until(base, lambda t: (
+        sample_value(t, "flashsale_http_requests_total", route="/healthz", method="GET", status="200") == want
+        and sample_value(t, "flashsale_http_requests_total", route="unmatched", method="GET", status="404") == 4
+        and sample_value(t, "flashsale_http_requests_total",
+                         route="/api/admin/users/{id}", method="GET", status="401") == 3))
     assert sample_value(text, "flashsale_http_requests_total",
                         route="/healthz", method="GET", status="200") == want
     # a dynamic route is counted under its template; unmatched paths share one label value
