@@ -71,6 +71,15 @@ class Admission:
             if str(address_id) not in await cache_addresses(self.ctx, user_id):
                 raise Validation({"address_id": "Choose one of your own addresses."})
 
+    async def result(self, sale_id: int, user_id: int) -> dict:
+        """The user's latest purchase outcome: two HGETs on the pipelined connection."""
+        k = self.ctx.keys
+        request_id = await self.pipeline.call("HGET", k.sale_user_request(sale_id), user_id)
+        if request_id is None:
+            return await seckill.purchase_result(self.ctx, sale_id, user_id)  # asks MySQL
+        outcome = await self.pipeline.call("HGET", k.sale_results(sale_id), request_id)
+        return seckill.result_json(request_id, outcome)
+
     async def admit(self, sale_id: int, user_id: int, address_id: int, payment_method: str) -> str:
         """Run admit.lua; returns the request id when queued, raises the contract's refusal."""
         if self.is_sold_out(sale_id):

@@ -89,8 +89,9 @@ async def purchase(request: web.Request) -> web.Response:
 @routes.get(r"/api/seckill/{id:\d+}/result")
 async def result(request: web.Request) -> web.Response:
     user_id, epoch = _buyer(request)
-    await request.app[ADMISSION].check_session(user_id, epoch)
-    return envelope(await seckill.purchase_result(request.app[CTX], sale_id_of(request), user_id))
+    admission = request.app[ADMISSION]
+    await admission.check_session(user_id, epoch)
+    return envelope(await admission.result(sale_id_of(request), user_id))
 
 
 @routes.get(r"/api/seckill/{id:\d+}/live")
