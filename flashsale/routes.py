@@ -9,6 +9,8 @@ from flashsale.settings import ROOT
 from flashsale.views.api import accounts as api_accounts
 from flashsale.views.api import addresses as api_addresses
 from flashsale.views.api import admin_catalog as api_admin_catalog
+from flashsale.views.api import admin_orders as api_admin_orders
+from flashsale.views.api import admin_stats as api_admin_stats
 from flashsale.views.api import admin_users as api_admin_users
 from flashsale.views.api import catalog as api_catalog
 from flashsale.views.api import orders as api_orders
@@ -36,6 +38,8 @@ ROUTE_TABLES = [
     api_admin_catalog.routes,
     api_seckill.routes,
     api_admin_seckill.routes,
+    api_admin_orders.routes,
+    api_admin_stats.routes,
 ]
 
 

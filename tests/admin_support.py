@@ -1,0 +1,67 @@
+"""Helpers for the admin tests: orders written straight into MySQL, in any status and at any time."""
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from flashsale import db
+from flashsale.context import Context
+from flashsale.services import orders
+
+from conftest import unique
+
+INSERT_ORDER = """
+INSERT INTO orders (order_number, user_id, goods_id, flash_sale_id, quantity, unit_price, total_amount,
+                    payment_method, status, receiver_name, phone, province, city, district, detail_address,
+                    created_at, paid_at, shipped_at, completed_at, cancelled_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"""
+INSERT_LOG = """
+INSERT INTO order_status_log (order_id, from_status, to_status, actor_id, actor, remark, created_at)
+VALUES (%s, NULL, 'pending', %s, 'user', '', %s)"""
+
+
+def utc_now() -> dt.datetime:
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+async def insert_order(ctx: Context, *, user_id: int, goods_id: int, status: str = "pending",
+                       created_at: dt.datetime | None = None, unit_price: str = "19.90", quantity: int = 1,
+                       number: str | None = None, flash_sale_id: int | None = None,
+                       receiver_name: str = "Test Receiver", phone: str = "13800000000",
+                       province: str = "Zhejiang", city: str = "Hangzhou", district: str = "Xihu",
+                       detail_address: str = "1 Test Road", payment_method: str = "alipay") -> int:
+    """An order row with its first log entry; the status's own time is set to created_at."""
+    created_at = created_at or utc_now()
+    times = {s: (created_at if status == s else None) for s in ("paid", "shipped", "completed", "cancelled")}
+    if status in ("shipped", "completed"):
+        times["paid"] = created_at
+    if status == "completed":
+        times["shipped"] = created_at
+    price = Decimal(unit_price)
+    async with db.transaction(ctx.db) as cur:
+        await cur.execute(INSERT_ORDER, (
+            number or unique("N"), user_id, goods_id, flash_sale_id, quantity, price, price * quantity,
+            payment_method, status, receiver_name, phone, province, city, district, detail_address,
+            created_at, times["paid"], times["shipped"], times["completed"], times["cancelled"]))
+        order_id = cur.lastrowid
+        await cur.execute(INSERT_LOG, (order_id, user_id, created_at))
+    return order_id
+
+
+async def placed_order(ctx: Context, factory, *, user: dict[str, Any] | None = None, goods_id: int | None = None,
+                       quantity: int = 1, pay: bool = False) -> dict[str, Any]:
+    """An ordinary order placed (and paid) through the real services: stock really taken."""
+    user = user or await factory.user()
+    address_id = await factory.address(user["id"])
+    goods_id = goods_id or await factory.goods()
+    order = await orders.place_order(ctx, user["id"], {
+        "goods_id": goods_id, "quantity": quantity, "address_id": address_id, "payment_method": "alipay"})
+    if pay:
+        order = await orders.pay_order(ctx, user["id"], order["id"])
+    return order
+
+
+async def goods_stock(ctx: Context, goods_id: int) -> int:
+    return int(await db.fetch_value(ctx.db, "SELECT stock FROM goods WHERE id = %s", (goods_id,)))
