@@ -8,7 +8,8 @@ from pathlib import Path
 
 import aiohttp
 
-SESSION_COOKIE = "fs_session"
+from flashsale.sessions import SESSION_COOKIE
+
 ATTEMPTS = 5
 
 
