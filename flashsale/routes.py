@@ -19,6 +19,7 @@ from flashsale.views.api import admin_seckill as api_admin_seckill
 from flashsale.views.api import system as api_system
 from flashsale.views.pages import accounts as page_accounts
 from flashsale.views.pages import addresses as page_addresses
+from flashsale.views.pages import admin as page_admin
 from flashsale.views.pages import orders as page_orders
 from flashsale.views.pages import seckill as page_seckill
 from flashsale.views.pages import shop as page_shop
@@ -40,6 +41,7 @@ ROUTE_TABLES = [
     api_admin_seckill.routes,
     api_admin_orders.routes,
     api_admin_stats.routes,
+    *page_admin.ROUTE_TABLES,
 ]
 
 

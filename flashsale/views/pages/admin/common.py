@@ -1,0 +1,64 @@
+"""What every admin page shares: the guard, form bodies, redirects back, refusals as flash messages."""
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from flashsale.auth import CurrentUser, require_admin
+from flashsale.errors import Refusal, Validation
+from flashsale.jsonio import utcnow
+from flashsale.templating import flash
+from flashsale.views.pages.accounts import form_body, safe_next
+
+__all__ = ["act", "admin_page", "back_to", "form_body", "refusal_text", "id_of"]
+
+
+async def admin_page(request: web.Request) -> CurrentUser:
+    """Admins only: anonymous GETs go to the login page and back (the error middleware), others get 403.
+
+    Adds what the admin templates share to the page context: the path with its query (forms post it
+    as `next`, so a list keeps its filters and page) and today's UTC date.
+    """
+    admin = await require_admin(request)
+    page = request.get(aiohttp_jinja2.REQUEST_CONTEXT_KEY)
+    if page is not None:
+        page["request_path_qs"] = request.path_qs
+        page["today"] = utcnow().date().isoformat()
+    return admin
+
+
+def id_of(request: web.Request) -> int:
+    return int(request.match_info["id"])
+
+
+def back_to(body: dict[str, Any], default: str) -> str:
+    """The form's `next` when it is an admin page (a list keeps its filters and page), else default."""
+    target = safe_next(body.get("next"))
+    return target if target.startswith("/admin") else default
+
+
+def refusal_text(exc: Refusal) -> str:
+    """A refusal as one line: the message, and each field's error after it."""
+    if isinstance(exc, Validation) and exc.errors:
+        return exc.message + " " + " ".join(f"{name.replace('_', ' ').capitalize()}: {text}"
+                                             for name, text in exc.errors.items())
+    return exc.message
+
+
+async def act(request: web.Request, action: Awaitable[Any], done: str, back: str,
+              refused: str | None = None) -> web.Response:
+    """Run one service call of a form post, flash its outcome, and go back (303) to `back`, or to
+    `refused` when the service said no.
+
+    Every refusal (in_use, self, last_admin, an id deleted meanwhile...) becomes a message.
+    """
+    try:
+        await action
+    except Refusal as exc:
+        await flash(request, refusal_text(exc), "danger")
+        raise web.HTTPSeeOther(refused or back) from None
+    await flash(request, done)
+    raise web.HTTPSeeOther(back)
