@@ -18,7 +18,7 @@ from flashsale.services import catalog, orders
 
 from admin_support import insert_order, placed_order, utc_now
 from conftest import login, unique
-from seckill_support import iso, make_sale, remaining
+from seckill_support import make_sale, remaining
 
 PAGES = ["/admin", "/admin/orders", "/admin/goods", "/admin/goods/new", "/admin/categories", "/admin/seckill",
          "/admin/seckill/new", "/admin/users"]
