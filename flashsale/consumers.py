@@ -39,22 +39,19 @@ TRANSIENT_DB_ERRORS = (OperationalError, InterfaceError, ConnectionError, OSErro
 # Batches of one sale take its row lock first: they and the dead-lettering of an entry then
 # never decide about the same request at the same time.
 LOCK_SALE = "SELECT sold FROM flash_sales WHERE id = %s FOR UPDATE"
-# One row per entry, joined to the buyer's address for its snapshot; a row whose address is
-# gone (or is not the buyer's), or whose request already failed, makes no order.
-ENTRY_ROW = "SELECT %s AS n, %s AS u, %s AS r, %s AS p, %s AS m, %s AS a"
-# -> rowcount = orders really inserted (a request id already there changes nothing)
+# -> the delivery addresses of a batch, for the orders' snapshots
+ADDRESSES_OF = """
+SELECT id, user_id, receiver_name, phone, province, city, district, detail_address
+  FROM addresses WHERE id IN ({marks})"""
+# rowcount = orders really inserted: a request id already there (an earlier delivery) changes nothing
 INSERT_ORDERS = """
 INSERT INTO orders (order_number, user_id, goods_id, flash_sale_id, request_id, quantity,
                     unit_price, total_amount, payment_method, status, address_id, receiver_name,
                     phone, province, city, district, detail_address, pay_deadline)
-SELECT e.n, e.u, %s, %s, e.r, 1, e.p, e.p, e.m, 'pending', ad.id, ad.receiver_name,
-       ad.phone, ad.province, ad.city, ad.district, ad.detail_address,
-       UTC_TIMESTAMP(3) + INTERVAL %s SECOND
-  FROM ({rows}) AS e
-  JOIN addresses ad ON ad.id = e.a AND ad.user_id = e.u
-  LEFT JOIN seckill_failures f ON f.request_id = e.r
- WHERE f.request_id IS NULL
+VALUES {rows}
     ON DUPLICATE KEY UPDATE request_id = orders.request_id"""
+ORDER_ROW = ("(%s, %s, %s, %s, %s, 1, %s, %s, %s, 'pending', %s, %s, %s, %s, %s, %s, %s,"
+             " UTC_TIMESTAMP(3) + INTERVAL %s SECOND)")
 # -> the orders of these requests, made now or by an earlier delivery
 ORDERS_OF_REQUESTS = "SELECT id, request_id, order_number, user_id FROM orders WHERE request_id IN ({marks})"
 # -> the recorded failures of these requests
@@ -130,16 +127,31 @@ async def _settle(cur, sale: dict[str, Any], entries: list[Entry], new_failure: 
 
 
 async def write_batch(ctx: Context, sale: dict[str, Any], entries: list[Entry]) -> BatchOutcome:
-    """Write the orders of a batch in one transaction; idempotent by request id."""
+    """Write the orders of a batch in one transaction; idempotent by request id.
+
+    An entry whose request already failed, or whose address is gone (or is not the buyer's),
+    makes no order; _settle records the latter as a failure."""
     numbers = {e.request_id: ctx.order_numbers.next() for e in entries}
-    row_args: list[Any] = []
-    for e in entries:
-        row_args += [numbers[e.request_id], e.user_id, e.request_id, e.price, e.payment_method, e.address_id]
-    rows_sql = " UNION ALL ".join([ENTRY_ROW] * len(entries))
     async with db.transaction(ctx.db) as cur:
         await cur.execute(LOCK_SALE, (sale["id"],))
-        await cur.execute(INSERT_ORDERS.format(rows=rows_sql),
-                          [sale["goods_id"], sale["id"], ctx.settings.pay_window_s] + row_args)
+        await cur.execute(FAILURES_OF_REQUESTS.format(marks=", ".join(["%s"] * len(entries))),
+                          [e.request_id for e in entries])
+        failed_before = {r["request_id"] for r in await cur.fetchall()}
+        address_ids = sorted({e.address_id for e in entries})
+        await cur.execute(ADDRESSES_OF.format(marks=", ".join(["%s"] * len(address_ids))), address_ids)
+        addresses = {r["id"]: r for r in await cur.fetchall()}
+        args: list[Any] = []
+        rows = 0
+        for e in entries:
+            ad = addresses.get(e.address_id)
+            if e.request_id in failed_before or ad is None or ad["user_id"] != e.user_id:
+                continue
+            args += [numbers[e.request_id], e.user_id, sale["goods_id"], sale["id"], e.request_id, e.price,
+                     e.price, e.payment_method, ad["id"], ad["receiver_name"], ad["phone"], ad["province"],
+                     ad["city"], ad["district"], ad["detail_address"], ctx.settings.pay_window_s]
+            rows += 1
+        if rows:
+            await cur.execute(INSERT_ORDERS.format(rows=", ".join([ORDER_ROW] * rows)), args)
         return await _settle(cur, sale, entries, "address_missing", numbers)
 
 

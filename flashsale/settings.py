@@ -80,7 +80,7 @@ class Settings:
     reset_token_ttl_s: int = 900
     purchase_rate_per_s: int = 5  # purchase calls per user per second
     consumers: int = 2  # flash-sale stream consumer tasks per process
-    consumer_batch: int = 100
+    consumer_batch: int = 500  # entries per read and per MySQL transaction
     consumer_block_ms: int = 1000
     reclaim_idle_ms: int = 30_000
     max_deliveries: int = 5
