@@ -9,13 +9,13 @@ import jinja2
 from aiohttp import web
 
 from flashsale import metrics, templating
-from flashsale.appkeys import CTX, SESSION_FERNET, SETTINGS
+from flashsale.appkeys import CTX, SETTINGS
 from flashsale.consumers import engine_ctx
 from flashsale.context import open_context
 from flashsale.csrf import csrf_middleware
 from flashsale.middlewares import error_middleware
 from flashsale.routes import setup_routes
-from flashsale.sessions import SESSIONS, CachedCookieStorage, session_fernet
+from flashsale.sessions import SESSIONS, SessionCookies
 from flashsale.settings import ROOT, Settings
 
 log = logging.getLogger(__name__)
@@ -28,8 +28,7 @@ async def context_ctx(app: web.Application):
 
 
 def create_app(settings: Settings) -> web.Application:
-    fernet = session_fernet(settings)
-    sessions = CachedCookieStorage(settings, fernet)
+    sessions = SessionCookies(settings)
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[
@@ -40,7 +39,6 @@ def create_app(settings: Settings) -> web.Application:
         ],
     )
     app[SETTINGS] = settings
-    app[SESSION_FERNET] = fernet
     app[SESSIONS] = sessions
     metrics.setup(app)
     aiohttp_jinja2.setup(

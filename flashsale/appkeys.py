@@ -4,7 +4,6 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from cryptography.fernet import Fernet
 
 from flashsale.context import Context
 from flashsale.settings import Settings
@@ -12,7 +11,6 @@ from flashsale.settings import Settings
 SETTINGS = web.AppKey("settings", Settings)
 CTX = web.AppKey("ctx", Context)  # the pool, Redis, key names, hasher, mailer
 ADMISSION = web.AppKey("admission", "flashsale.admission.Admission")  # the purchase path's batching
-SESSION_FERNET = web.AppKey("session_fernet", Fernet)  # decrypts the session cookie
 ENGINE = web.AppKey("engine", "flashsale.consumers.Engine")  # consumers, reclaimer, sweeper
 
 REQUEST_ID = web.RequestKey("request_id", str)

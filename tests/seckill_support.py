@@ -3,14 +3,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import secrets
 import time
 from typing import Any
 
 from flashsale import db
-from flashsale.appkeys import SESSION_FERNET
-from flashsale.sessions import SESSION_COOKIE
+from flashsale.sessions import SESSION_COOKIE, SESSIONS
 from flashsale.context import Context
 from flashsale.services import seckill
 
@@ -50,7 +48,7 @@ def session_cookie(app, user_id: int, epoch: int = 0) -> tuple[dict[str, str], s
     csrf = secrets.token_urlsafe(16)
     data = {"created": int(time.time()), "session": {"uid": user_id, "name": f"user{user_id}", "ep": epoch,
                                                      "csrf": csrf, "iat": int(time.time())}}
-    token = app[SESSION_FERNET].encrypt(json.dumps(data).encode()).decode()
+    token = app[SESSIONS].seal(data)
     return {"Cookie": f"{SESSION_COOKIE}={token}", "X-CSRF-Token": csrf}, csrf
 
 
