@@ -10,7 +10,6 @@ from flashsale.settings import Settings
 ROOT = Path(__file__).resolve().parent.parent
 
 RESULTS_DIR = ROOT / "bench" / "results"
-BENCH_PASSWORD = "bench-password-1"
 # Bench accounts are hashed with this cost, recorded in each hash, and the bench server runs
 # with the same cost so that logging in does not re-hash at the production cost: 20,000
 # logins at scrypt n=2**14 would take minutes of CPU and measure only the KDF.

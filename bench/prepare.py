@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import logging
 import re
+import secrets
 import sys
 import time
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ if __package__ in (None, ""):  # run as `python bench/prepare.py`: make the proj
 import asyncmy  # noqa: E402
 from redis.asyncio import Redis  # noqa: E402
 
-from bench.config import BENCH_PASSWORD, BenchConfig  # noqa: E402
+from bench.config import BenchConfig  # noqa: E402
 from flashsale import db  # noqa: E402
 from flashsale.context import open_context  # noqa: E402
 from flashsale.migrate import migrate  # noqa: E402
@@ -57,6 +58,7 @@ class Prepared:
     buyers: int
     accounts_file: Path
     seconds: float
+    password: str  # every bench buyer's, made for this run
 
 
 def buyer_name(index: int) -> str:
@@ -117,9 +119,9 @@ async def insert_many(pool, sql: str, row_sql: str, rows: list[tuple]) -> None:
             await cur.execute(sql.format(rows=", ".join([row_sql] * len(chunk))), args)
 
 
-async def fill(settings: Settings, buyers: int, stock: int, accounts_file: Path) -> int:
+async def fill(settings: Settings, buyers: int, stock: int, accounts_file: Path, password: str) -> int:
     """Goods and N buyers, each with one default address; writes username,user_id,address_id."""
-    password_hash = hash_password(BENCH_PASSWORD, Cost(settings.scrypt_n, settings.scrypt_r, settings.scrypt_p))
+    password_hash = hash_password(password, Cost(settings.scrypt_n, settings.scrypt_r, settings.scrypt_p))
     async with open_context(settings.replace(db_pool_min=1, db_pool_max=4)) as ctx:
         async with db.transaction(ctx.db) as cur:
             await cur.execute(INSERT_CATEGORY, ("Bench", "Goods of the flash-sale benchmark"))
@@ -148,8 +150,9 @@ async def prepare(settings: Settings, buyers: int, stock: int, accounts_file: Pa
     started = time.monotonic()
     await recreate_database(settings)
     await clear_keys(settings)
-    goods_id = await fill(settings, buyers, stock, accounts_file)
-    return Prepared(goods_id, buyers, accounts_file, time.monotonic() - started)
+    password = secrets.token_urlsafe(12)
+    goods_id = await fill(settings, buyers, stock, accounts_file, password)
+    return Prepared(goods_id, buyers, accounts_file, time.monotonic() - started, password)
 
 
 async def schedule_sale(settings: Settings, goods_id: int, stock: int, per_user_limit: int,

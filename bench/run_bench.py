@@ -28,7 +28,7 @@ from redis import Redis  # noqa: E402
 from redis.exceptions import ResponseError  # noqa: E402
 
 from bench import report  # noqa: E402
-from bench.config import BENCH_PASSWORD, ROOT, BenchConfig  # noqa: E402
+from bench.config import ROOT, BenchConfig  # noqa: E402
 from bench.login import login_all  # noqa: E402
 from bench.prepare import prepare, schedule_sale  # noqa: E402
 from bench.sampler import Sampler  # noqa: E402
@@ -268,7 +268,7 @@ def run(config: BenchConfig) -> tuple[dict, Path]:
 
         say(started, f"logging {config.buyers} buyers in")
         marks["login"] = uvloop.run(login_all(server.base_url, run_dir / "accounts.csv", run_dir / "sessions.csv",
-                                               BENCH_PASSWORD, config.login_concurrency))
+                                               prepared.password, config.login_concurrency))
         say(started, f"  {marks['login']['per_s']:.0f} logins/s")
 
         spawn_s = (config.users + config.browsers) / config.spawn_rate
