@@ -349,6 +349,7 @@ class Engine:
         self.stop_event = asyncio.Event()
         self.tasks: list[asyncio.Task] = []
         self.listener: asyncio.Task | None = None
+        self.expiring: set[int] = set()  # ended sales whose Redis keys have their expiry set
         # blocking reads park a connection each: they get a pool of their own, apart from requests
         self.reader = Redis.from_url(ctx.settings.redis_url, decode_responses=True, max_connections=10_000,
                                      socket_connect_timeout=2, health_check_interval=30)
@@ -400,6 +401,9 @@ class Engine:
             if not await seckill.is_warm(self.ctx, sale_id):
                 await seckill.rebuild_state(self.ctx, sale_id)
             live = sale["start_time"] <= now < sale["end_time"]
+            if now >= sale["end_time"] and sale_id not in self.expiring:
+                await seckill.expire_state(self.ctx, sale)  # results stay readable for a while
+                self.expiring.add(sale_id)
             worker = self.workers.get(sale_id)
             if worker is None:
                 worker = SaleWorker(self, sale)

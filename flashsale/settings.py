@@ -85,6 +85,7 @@ class Settings:
     reclaim_idle_ms: int = 30_000
     max_deliveries: int = 5
     sweep_interval_s: float = 5.0
+    sale_state_keep_s: int = 7 * 24 * 3600  # an ended sale's Redis keys (results, buyers) live this long
     consumer_name: str = ""  # stable per process; defaults to host + worker index
     upload_dir: str = str(ROOT / "static" / "uploads")
     var_dir: str = str(ROOT / "var")

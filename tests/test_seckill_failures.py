@@ -350,3 +350,16 @@ async def test_two_processes_starting_together_rebuild_once(aiohttp_client, make
     await asyncio.gather(aiohttp_client(make_app()), aiohttp_client(make_app()))
     await wait_for(lambda: seckill.is_warm(ctx, sale["id"]), timeout_s=5)
     assert await remaining(ctx, sale["id"]) == 8
+
+
+async def test_an_ended_sales_redis_keys_get_an_expiry(aiohttp_client, make_app):
+    client = await aiohttp_client(make_app(sale_state_keep_s=3600))
+    ctx = client.app[CTX]
+    sale = await make_sale(ctx, Factory(ctx), stock=2, start_in_s=-10, length_s=8)
+    k = ctx.keys
+    await client.app[ENGINE].refresh()
+    for key in (k.sale_window(sale["id"]), k.sale_stock(sale["id"]), k.sale_buyers(sale["id"])):
+        ttl = await ctx.redis.pttl(key)
+        # ended 2 s ago: about an hour to go (keys that do not exist answer -2 and are skipped)
+        assert ttl == -2 or 3_590_000 < ttl <= 3_600_000, (key, ttl)
+    assert 3_590_000 < await ctx.redis.pttl(k.sale_window(sale["id"])) <= 3_600_000

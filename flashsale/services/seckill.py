@@ -297,6 +297,19 @@ async def adjust_state(ctx: Context, row: dict[str, Any], stock_delta: int) -> i
     return int(remaining)
 
 
+async def expire_state(ctx: Context, row: dict[str, Any]) -> None:
+    """Let an ended sale's Redis keys go settings.sale_state_keep_s after its end."""
+    k, sale_id = ctx.keys, row["id"]
+    at_ms = _ms(row["end_time"]) + ctx.settings.sale_state_keep_s * 1000
+    keys = [k.sale_window(sale_id), k.sale_stock(sale_id), k.sale_buyers(sale_id), k.sale_stream(sale_id),
+            k.sale_results(sale_id), k.sale_user_request(sale_id), k.sale_stats(sale_id),
+            k.sale_dead(sale_id), k.sale_released(sale_id)]
+    async with ctx.redis.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.pexpireat(key, at_ms)
+        await pipe.execute()
+
+
 async def is_warm(ctx: Context, sale_id: int) -> bool:
     return bool(await ctx.redis.exists(ctx.keys.sale_window(sale_id)))
 
