@@ -5,7 +5,8 @@ import re
 
 import pytest
 
-from tests.conftest import PASSWORD, login, unique
+from tests.support.auth import login
+from tests.support.factory import PASSWORD, unique
 
 FORM_TOKEN = re.compile(r'<input type="hidden" name="csrf_token" value="([^"]*)">')
 META_TOKEN = re.compile(r'<meta name="csrf-token" content="([^"]*)">')

@@ -10,7 +10,9 @@ import pytest
 from flashsale import db
 from flashsale.appkeys import CTX
 from flashsale.jsonio import iso
-from tests.conftest import PASSWORD, login, unique
+
+from tests.support.auth import login
+from tests.support.factory import PASSWORD, unique
 
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 TOKEN_IN_LINK = re.compile(r"/password/reset\?token=([A-Za-z0-9_\-]+)")

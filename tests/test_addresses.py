@@ -7,7 +7,8 @@ import pytest
 
 from flashsale import db
 from flashsale.services import addresses
-from tests.conftest import login
+
+from tests.support.auth import login
 
 BODY = {
     "receiver_name": "Li Lei", "phone": "138 0013 8000", "province": "Zhejiang", "city": "Hangzhou",

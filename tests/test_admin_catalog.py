@@ -13,7 +13,9 @@ from PIL import Image
 from flashsale import db
 from flashsale.jsonio import utcnow
 from flashsale.services import catalog
-from tests.conftest import login, unique
+
+from tests.support.auth import login
+from tests.support.factory import unique
 
 GOODS_BODY = {
     "name": "Pebble Bluetooth Speaker", "description": "Loud and small.", "price": "299.00",

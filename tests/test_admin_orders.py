@@ -13,8 +13,9 @@ from flashsale import db
 from flashsale.jsonio import iso
 from flashsale.services import admin_orders, orders
 
-from admin_support import goods_stock, insert_order, placed_order, utc_now
-from conftest import login, unique
+from tests.support.auth import login
+from tests.support.factory import unique
+from tests.support.orders import goods_stock, insert_order, placed_order, utc_now
 
 
 @pytest.fixture

@@ -16,9 +16,10 @@ from PIL import Image
 from flashsale import db
 from flashsale.services import catalog, orders
 
-from admin_support import insert_order, placed_order, utc_now
-from conftest import login, unique
-from seckill_support import make_sale, remaining
+from tests.support.auth import login
+from tests.support.factory import unique
+from tests.support.orders import insert_order, placed_order, utc_now
+from tests.support.seckill import make_sale, remaining
 
 PAGES = ["/admin", "/admin/orders", "/admin/goods", "/admin/goods/new", "/admin/categories", "/admin/seckill",
          "/admin/seckill/new", "/admin/users"]

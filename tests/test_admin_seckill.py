@@ -5,7 +5,9 @@ import datetime as dt
 
 import aiohttp
 
-from seckill_support import buyers, iso, make_sale, now, purchase, remaining, session_cookie, wait_for
+from tests.support.auth import session_cookie
+from tests.support.seckill import buyers, iso, make_sale, now, purchase, remaining, sold
+from tests.support.waiting import wait_until
 
 
 def _body(goods_id, **changes):
@@ -80,11 +82,10 @@ async def test_live_sale_allows_only_end_time_and_stock_never_below_sold(admin_c
             r = await shopper.post(client.make_url(f"/api/seckill/{sale['id']}/purchase"), headers=h,
                                    json={"address_id": person["address_id"], "payment_method": "card"})
             assert r.status == 202, await r.text()
-    from seckill_support import sold
 
     async def both_sold():
         return await sold(ctx, sale["id"]) == 2
-    await wait_for(both_sold)
+    await wait_until(both_sold)
 
     r = await client.put(f"/api/admin/seckill/{sale['id']}", headers=headers, json={"price": "1.00"})
     data = (await r.json())["data"]

@@ -12,9 +12,11 @@ from flashsale.appkeys import CTX
 from flashsale.jsonio import iso
 from flashsale.services import admin_stats
 
-from admin_support import insert_order, utc_now
-from conftest import Factory, login
-from seckill_support import buyers, count_orders, make_sale, purchase, session_cookie, wait_for
+from tests.support.auth import login, session_cookie
+from tests.support.factory import Factory
+from tests.support.orders import insert_order, utc_now
+from tests.support.seckill import buyers, count_orders, make_sale, purchase
+from tests.support.waiting import wait_until
 
 
 async def stats(client, query="", status=200):
@@ -143,7 +145,7 @@ async def test_live_sale_shows_stock_sold_backlog_and_order_rate(client, factory
     async def written():
         return await count_orders(ctx, sale["id"]) == 3 and await _pending(ctx, sale["id"]) == 0
 
-    await wait_for(written)
+    await wait_until(written)
     await log_in_admin(client)
     data = await stats(client)
     live = {s["id"]: s for s in data["live_sales"]}
@@ -179,7 +181,7 @@ async def test_live_sale_backlog_counts_queued_pending_and_dead_entries(quiet_cl
     async def admitted():
         return await ctx.redis.xlen(stream) == 4  # the admission batch reached Redis
 
-    await wait_for(admitted)
+    await wait_until(admitted)
     await log_in_admin(client)
     entry = await figures()
     assert (entry["remaining"], entry["sold"], entry["queued"], entry["pending"], entry["dead"]) == (6, 0, 4, 0, 0)

@@ -10,7 +10,9 @@ from flashsale import db
 from flashsale.errors import LastAdmin
 from flashsale.jsonio import iso
 from flashsale.services import accounts
-from tests.conftest import login, unique
+
+from tests.support.auth import login
+from tests.support.factory import unique
 
 
 def admin_view(user: dict, **changes) -> dict:

@@ -11,8 +11,8 @@ from playwright.async_api import expect
 from flashsale import db
 from flashsale.appkeys import CTX
 
-from admin_support import placed_order, utc_now
-from conftest import Factory, unique
+from tests.support.factory import Factory, unique
+from tests.support.orders import placed_order, utc_now
 
 # the browser, the served app and the test share one loop (fixtures browser, live_app, page: conftest.py)
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]

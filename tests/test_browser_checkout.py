@@ -8,7 +8,8 @@ from playwright.async_api import expect
 
 from flashsale import db
 from flashsale.appkeys import CTX
-from tests.conftest import Factory, unique
+
+from tests.support.factory import Factory, unique
 
 # the browser, the served app and the test share one loop: Playwright and the pool are bound to it
 # (fixtures browser, live_app and page live in conftest.py)
@@ -19,7 +20,6 @@ async def test_shopper_checks_out_with_a_new_address_and_pays(live_app, page):
     base, app = live_app
     ctx = app[CTX]
     factory = Factory(ctx)
-    # this module's copy of conftest counts names on its own: stems nobody else uses keep them unique
     user = await factory.user(username=unique("browser_shopper"))
     name = unique("Browser Kettle ")
     category_id = await factory.category(unique("Browser category "))

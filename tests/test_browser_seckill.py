@@ -11,8 +11,9 @@ from flashsale import db
 from flashsale.appkeys import CTX
 from flashsale.services import seckill
 
-from conftest import Factory, unique
-from seckill_support import buyers, iso, now, purchase, session_cookie
+from tests.support.auth import session_cookie
+from tests.support.factory import Factory, unique
+from tests.support.seckill import buyers, iso, now, purchase
 
 # the browser, the served app and the test share one loop (fixtures browser, live_app, page: conftest.py)
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]

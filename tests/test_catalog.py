@@ -15,7 +15,8 @@ from flashsale.db import connect_kwargs
 from flashsale.jsonio import utcnow
 from flashsale.migrate import migrate
 from flashsale.services import catalog
-from tests.conftest import RUN_ID, _drop_database
+
+from tests.support.isolation import drop_database, RUN_ID
 
 _words = itertools.count(1)
 
@@ -244,11 +245,11 @@ async def _fill(settings) -> None:
 def plan_db(migrated_db):
     """A database of its own, built by the real migrations and filled like a real shop."""
     settings = migrated_db.replace(db_name=migrated_db.db_name + "_plan")
-    asyncio.run(_drop_database(settings))
+    asyncio.run(drop_database(settings))
     asyncio.run(migrate(settings))
     asyncio.run(_fill(settings))
     yield settings
-    asyncio.run(_drop_database(settings))
+    asyncio.run(drop_database(settings))
 
 
 EXPLAINED = [

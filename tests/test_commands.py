@@ -7,7 +7,9 @@ import sys
 import tempfile
 
 from flashsale.settings import ROOT
-from tests.conftest import login, unique
+
+from tests.support.auth import login
+from tests.support.factory import unique
 
 
 async def run_py(settings, *args: str, password: str | None) -> tuple[int, str, str]:

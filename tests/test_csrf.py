@@ -6,7 +6,9 @@ import re
 import pytest
 
 from flashsale import db
-from tests.conftest import PASSWORD, login, unique
+
+from tests.support.auth import login
+from tests.support.factory import PASSWORD, unique
 
 FORM_TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 CSRF_REFUSAL = {"code": 403, "msg": "Missing or wrong CSRF token; reload the page and try again.",

@@ -6,7 +6,7 @@ import re
 from aiohttp import web
 from yarl import URL
 
-from tests.conftest import login
+from tests.support.auth import login
 
 
 async def test_anonymous_me_is_401(client):

@@ -9,8 +9,9 @@ import pytest
 
 from flashsale import db
 from flashsale.services import addresses, orders
-from tests.conftest import login
-from tests.test_orders import ADDRESS, flash_order, goods_row, order_count, set_status
+
+from tests.support.auth import login
+from tests.support.orders import ADDRESS, flash_order, goods_row, order_count, set_status
 
 NEW = {"new_receiver_name": "Han Meimei", "new_phone": "13900000000", "new_province": "Jiangsu",
        "new_city": "Suzhou", "new_district": "", "new_detail_address": "8 Canal Street"}

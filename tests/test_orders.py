@@ -2,19 +2,17 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import re
 
 import pytest
 
 from flashsale import db
 from flashsale.errors import BadStatus, NotFound
-from flashsale.jsonio import utcnow
 from flashsale.services import orders, seckill
-from tests.conftest import login
 
-ADDRESS = {"receiver_name": "Test Receiver", "phone": "13800000000", "province": "Zhejiang",
-           "city": "Hangzhou", "district": "Xihu", "detail_address": "1 Test Road"}
+from tests.support.auth import login
+from tests.support.orders import ADDRESS, flash_order, goods_row, order_count, set_status
+
 EMPTY_TIMES = {"pay_deadline": None, "paid_at": None, "shipped_at": None, "completed_at": None,
                "cancelled_at": None, "transaction_id": None}
 
@@ -44,45 +42,10 @@ async def placed(client, headers, goods_id, address_id, quantity=1) -> dict:
     return (await r.json())["data"]["order"]
 
 
-async def goods_row(ctx, goods_id) -> dict:
-    return await db.fetch_one(ctx.db, "SELECT stock, sales FROM goods WHERE id = %s", (goods_id,))
-
-
-async def order_count(ctx, goods_id) -> int:
-    return await db.fetch_value(ctx.db, "SELECT COUNT(*) FROM orders WHERE goods_id = %s", (goods_id,))
-
-
-async def set_status(ctx, order_id, status) -> None:
-    await db.execute(ctx.db, "UPDATE orders SET status = %s WHERE id = %s", (status, order_id))
-
-
 async def log_of(ctx, order_id) -> list[tuple]:
     rows = await db.fetch_all(ctx.db, "SELECT from_status, to_status, actor, actor_id, remark "
                                       "FROM order_status_log WHERE order_id = %s ORDER BY id", (order_id,))
     return [(r["from_status"], r["to_status"], r["actor"], r["actor_id"], r["remark"]) for r in rows]
-
-
-async def flash_order(ctx, user_id, goods_id, *, quantity=1, deadline_s=900, sold=None) -> tuple[int, int]:
-    """A flash-sale order as the engine's consumer writes it: (order_id, sale_id)."""
-    now = utcnow()
-    async with db.transaction(ctx.db) as cur:
-        await cur.execute(
-            "INSERT INTO flash_sales (goods_id, price, total_stock, sold, per_user_limit, start_time, end_time) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s)",
-            (goods_id, "9.90", 10, quantity if sold is None else sold, 5, now - dt.timedelta(hours=1),
-             now + dt.timedelta(hours=1)))
-        sale_id = cur.lastrowid
-        await cur.execute(
-            "INSERT INTO orders (order_number, user_id, goods_id, flash_sale_id, request_id, quantity, unit_price, "
-            "total_amount, payment_method, status, receiver_name, phone, province, city, district, "
-            "detail_address, pay_deadline) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'alipay', 'pending', "
-            "%s, %s, %s, %s, %s, %s, %s)",
-            (ctx.order_numbers.next(), user_id, goods_id, sale_id, f"req-{sale_id}", quantity, "9.90",
-             f"{9.9 * quantity:.2f}", *ADDRESS.values(), now + dt.timedelta(seconds=deadline_s)))
-        order_id = cur.lastrowid
-        await cur.execute("INSERT INTO order_status_log (order_id, from_status, to_status, actor) "
-                          "VALUES (%s, NULL, 'pending', 'system')", (order_id,))
-    return order_id, sale_id
 
 
 @pytest.fixture

@@ -6,7 +6,9 @@ import asyncio
 from flashsale import db
 from flashsale.passwords import Cost, Hasher, hash_password, needs_rehash, verify_password
 from flashsale.settings import Settings
-from tests.conftest import PASSWORD, login
+
+from tests.support.auth import login
+from tests.support.factory import PASSWORD
 
 PRODUCTION = Cost(Settings.scrypt_n, Settings.scrypt_r, Settings.scrypt_p)
 

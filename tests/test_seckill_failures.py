@@ -10,9 +10,10 @@ from flashsale.auth import cache_addresses, cache_auth_state
 from flashsale.consumers import Entry, SaleWorker, write_batch
 from flashsale.services import seckill
 
-from conftest import Factory
-from seckill_support import (buyers, count_orders, make_sale, purchase, remaining, session_cookie, sold,
-                             wait_for)
+from tests.support.auth import session_cookie
+from tests.support.factory import Factory
+from tests.support.seckill import buyers, count_orders, make_sale, purchase, remaining, sold
+from tests.support.waiting import wait_until
 
 GROUP = "orders"
 
@@ -131,13 +132,13 @@ async def test_deleted_address_is_dead_lettered_and_a_later_buyer_gets_the_unit(
     await db.execute(ctx.db, "DELETE FROM addresses WHERE id = %s", (first["address_id"],))
     fresh.start()
     try:
-        await wait_for(lambda: _dead_letters(ctx, sale["id"]), timeout_s=10)
+        await wait_until(lambda: _dead_letters(ctx, sale["id"]), timeout=10)
         assert await remaining(ctx, sale["id"]) == 1
         assert await count_orders(ctx, sale["id"]) == 0
         reason = await db.fetch_value(ctx.db, "SELECT reason FROM seckill_failures WHERE user_id = %s", (first["id"],))
         assert reason == "address_missing"
         await _admit(client, sale["id"], [second])
-        await wait_for(lambda: _orders_of(ctx, sale["id"], second["id"]))
+        await wait_until(lambda: _orders_of(ctx, sale["id"], second["id"]))
         assert await remaining(ctx, sale["id"]) == 0
         assert await sold(ctx, sale["id"]) == 1
         assert (await ctx.redis.xpending(stream, GROUP))["pending"] == 0
@@ -218,8 +219,8 @@ async def test_orders_arrive_once_after_mysql_comes_back(aiohttp_client, make_ap
         try:
             assert await _direct_count(direct, sale["id"]) == 0
             proxy.up()
-            await wait_for(lambda: _direct_count(direct, sale["id"]), timeout_s=20)
-            await wait_for(lambda: _none_pending(app_ctx, sale["id"]))
+            await wait_until(lambda: _direct_count(direct, sale["id"]), timeout=20)
+            await wait_until(lambda: _none_pending(app_ctx, sale["id"]))
             assert await _direct_count(direct, sale["id"]) == 10
             assert await sold(app_ctx, sale["id"]) == 10
             assert await remaining(app_ctx, sale["id"]) == 10
@@ -248,7 +249,7 @@ async def test_expired_unpaid_orders_are_cancelled_once_and_sold_again(aiohttp_c
     sale = await make_sale(ctx, Factory(ctx), stock=2)
     people = await buyers(ctx, 3)
     await _admit(client, sale["id"], people[:2])
-    await wait_for(lambda: _count_is(ctx, sale["id"], 2))
+    await wait_until(lambda: _count_is(ctx, sale["id"], 2))
     assert await remaining(ctx, sale["id"]) == 0
     await asyncio.sleep(1.2)
     engine = client.app[ENGINE]
@@ -269,14 +270,14 @@ async def test_expired_unpaid_orders_are_cancelled_once_and_sold_again(aiohttp_c
     assert r.status == 409
     # the units are sold again
     await _admit(client, sale["id"], people[2:])
-    await wait_for(lambda: _orders_of(ctx, sale["id"], people[2]["id"]))
+    await wait_until(lambda: _orders_of(ctx, sale["id"], people[2]["id"]))
 
 
 async def test_two_racing_cancels_return_the_unit_once(client, ctx, factory):
     sale = await make_sale(ctx, Factory(ctx), stock=3)
     [person] = await buyers(ctx, 1)
     await _admit(client, sale["id"], [person])
-    order_id = await wait_for(lambda: db.fetch_value(ctx.db, "SELECT id FROM orders WHERE flash_sale_id = %s",
+    order_id = await wait_until(lambda: db.fetch_value(ctx.db, "SELECT id FROM orders WHERE flash_sale_id = %s",
                                                      (sale["id"],)))
     headers, _ = session_cookie(client.app, person["id"])
     answers = await asyncio.gather(*[client.post(f"/api/orders/{order_id}/cancel", headers=headers)
@@ -292,7 +293,7 @@ async def test_restart_mid_sale_keeps_redis_state(aiohttp_client, make_app):
     sale = await make_sale(ctx, Factory(ctx), stock=10)
     people = await buyers(ctx, 4)
     await _admit(first, sale["id"], people[:3])
-    await wait_for(lambda: _count_is(ctx, sale["id"], 3))
+    await wait_until(lambda: _count_is(ctx, sale["id"], 3))
     await first.close()
 
     second = await aiohttp_client(make_app())
@@ -301,7 +302,7 @@ async def test_restart_mid_sale_keeps_redis_state(aiohttp_client, make_app):
     assert await remaining(ctx2, sale["id"]) == 7
     assert await ctx2.redis.hlen(ctx2.keys.sale_buyers(sale["id"])) == 3
     await _admit(second, sale["id"], people[3:])
-    await wait_for(lambda: _count_is(ctx2, sale["id"], 4))
+    await wait_until(lambda: _count_is(ctx2, sale["id"], 4))
     assert await remaining(ctx2, sale["id"]) == 6
     assert await sold(ctx2, sale["id"]) == 4
 
@@ -348,7 +349,7 @@ async def test_two_processes_starting_together_rebuild_once(aiohttp_client, make
     k = ctx.keys
     await ctx.redis.delete(k.sale_window(sale["id"]), k.sale_stock(sale["id"]), k.sale_buyers(sale["id"]))
     await asyncio.gather(aiohttp_client(make_app()), aiohttp_client(make_app()))
-    await wait_for(lambda: seckill.is_warm(ctx, sale["id"]), timeout_s=5)
+    await wait_until(lambda: seckill.is_warm(ctx, sale["id"]), timeout=5)
     assert await remaining(ctx, sale["id"]) == 8
 
 

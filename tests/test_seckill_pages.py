@@ -11,8 +11,10 @@ from flashsale import db
 from flashsale.seed import DEMO_SHOPPER, GOODS, SALES, seed_demo
 from flashsale.services import orders, seckill
 
-from conftest import login, unique
-from seckill_support import buyers, iso, now, purchase, session_cookie, wait_for
+from tests.support.auth import login, session_cookie
+from tests.support.factory import unique
+from tests.support.seckill import buyers, iso, now, purchase
+from tests.support.waiting import wait_until
 
 CARD = re.compile(r'data-testid="sale-card-(\d+)" data-sale\s+data-start="([^"]+)" data-end="([^"]+)"'
                   r' data-state="(\w+)"')
@@ -198,7 +200,7 @@ async def test_sale_page_shows_an_earlier_purchase_with_its_order(client, ctx, f
         result = await seckill.purchase_result(ctx, sale_id, user["id"])
         return result.get("order_id")
 
-    order = await orders.get_order(ctx, await wait_for(order_id), owner_id=user["id"])
+    order = await orders.get_order(ctx, await wait_until(order_id), owner_id=user["id"])
     html = await page(client, f"/seckill/{sale_id}")
     assert 'data-earlier="success"' in html
     assert f'href="/orders/{order["id"]}" data-testid="pay-now"' in html

@@ -6,8 +6,9 @@ import collections
 
 from flashsale import db
 
-from seckill_support import (buyers, count_orders, make_sale, purchase, remaining, session_cookie, sold,
-                             wait_for)
+from tests.support.auth import session_cookie
+from tests.support.seckill import buyers, count_orders, make_sale, purchase, remaining, sold
+from tests.support.waiting import wait_until
 
 
 async def test_burst_of_2000_requests_from_1000_users_sells_exactly_100(client, ctx, factory):
@@ -26,7 +27,7 @@ async def test_burst_of_2000_requests_from_1000_users_sells_exactly_100(client, 
     assert sum(refusals.values()) == 1900
     assert await remaining(ctx, sale["id"]) == 0
 
-    await wait_for(lambda: _count_is(ctx, sale["id"], 100))
+    await wait_until(lambda: _count_is(ctx, sale["id"], 100))
     per_user = await db.fetch_all(ctx.db, "SELECT user_id, COUNT(*) AS n FROM orders WHERE flash_sale_id = %s "
                                           "GROUP BY user_id HAVING n > 1", (sale["id"],))
     assert per_user == []
@@ -62,7 +63,7 @@ async def test_queued_purchase_becomes_a_pending_order_with_the_sale_price(clien
         data = (await r.json())["data"]
         return data if data["status"] == "success" else None
 
-    data = await wait_for(result)
+    data = await wait_until(result)
     r = await client.get(f"/api/orders/{data['order_id']}", headers=headers)
     order = (await r.json())["data"]["order"]
     assert r.status == 200, order
@@ -197,11 +198,11 @@ async def test_sold_out_flag_answers_locally_and_clears_when_stock_returns(clien
     assert status == 409
     assert await _stats(ctx, sale["id"]) == stats_before  # answered without Redis
     # a's order is cancelled: the unit returns and the flag goes at once (pub/sub)
-    order_id = await wait_for(lambda: db.fetch_value(ctx.db, "SELECT id FROM orders WHERE flash_sale_id = %s",
+    order_id = await wait_until(lambda: db.fetch_value(ctx.db, "SELECT id FROM orders WHERE flash_sale_id = %s",
                                                      (sale["id"],)))
     r = await client.post(f"/api/orders/{order_id}/cancel", headers=ha)
     assert r.status == 200, await r.text()
-    await wait_for(lambda: _not_flagged(admission, sale["id"]), timeout_s=2)
+    await wait_until(lambda: _not_flagged(admission, sale["id"]), timeout=2)
     status, body = await purchase(client, sale["id"], hb, b["address_id"])
     assert status == 202, body
 
@@ -215,7 +216,7 @@ async def test_user_who_cancels_may_buy_again(client, ctx, factory):
     [person] = await buyers(ctx, 1)
     headers, _ = session_cookie(client.app, person["id"])
     assert (await purchase(client, sale["id"], headers, person["address_id"]))[0] == 202
-    order_id = await wait_for(lambda: db.fetch_value(ctx.db, "SELECT id FROM orders WHERE flash_sale_id = %s",
+    order_id = await wait_until(lambda: db.fetch_value(ctx.db, "SELECT id FROM orders WHERE flash_sale_id = %s",
                                                      (sale["id"],)))
     status, body = await purchase(client, sale["id"], headers, person["address_id"])
     assert (status, body["data"]["reason"]) == (409, "already_purchased")

@@ -16,8 +16,10 @@ from flashsale.appkeys import CTX
 from flashsale.auth import cache_addresses, cache_auth_state
 from flashsale.settings import ROOT
 
-from conftest import Factory
-from seckill_support import buyers, make_sale, session_cookie, wait_for
+from tests.support.auth import session_cookie
+from tests.support.factory import Factory
+from tests.support.seckill import buyers, make_sale
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -94,8 +96,8 @@ async def test_sigterm_finishes_the_batch_and_a_restart_drains_the_rest(aiohttp_
         async def all_there():
             return await db.fetch_value(ctx.db, "SELECT COUNT(*) FROM orders WHERE flash_sale_id = %s",
                                         (sale["id"],)) == 300
-        await wait_for(all_there, timeout_s=30)
-        await wait_for(lambda: _drained(ctx, stream), timeout_s=10)
+        await wait_until(all_there, timeout=30)
+        await wait_until(lambda: _drained(ctx, stream), timeout=10)
     finally:
         server.send_signal(signal.SIGTERM)
         await asyncio.to_thread(server.wait, 30)

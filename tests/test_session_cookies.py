@@ -6,7 +6,7 @@ import time
 
 from flashsale.sessions import SESSION_COOKIE, SESSIONS, SessionCookies
 
-from conftest import login
+from tests.support.auth import login
 
 
 def _flip(cookie: str) -> str:

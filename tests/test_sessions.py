@@ -5,7 +5,9 @@ import asyncio
 
 from flashsale import db
 from flashsale.auth import auth_state, cache_auth_state
-from tests.conftest import PASSWORD, login
+
+from tests.support.auth import login
+from tests.support.factory import PASSWORD
 
 COOKIE = "fs_session"
 

@@ -1,4 +1,5 @@
-"""Helpers for the admin tests: orders written straight into MySQL, in any status and at any time."""
+"""Orders for a test to stand on: written straight into MySQL (any status, any time) or placed through
+the real services; and what an order took from its goods."""
 from __future__ import annotations
 
 import datetime as dt
@@ -7,9 +8,14 @@ from typing import Any
 
 from flashsale import db
 from flashsale.context import Context
+from flashsale.jsonio import utcnow
 from flashsale.services import orders
 
-from conftest import unique
+from tests.support.factory import unique
+
+# the fields of Factory.address, as an order's address snapshot shows them
+ADDRESS = {"receiver_name": "Test Receiver", "phone": "13800000000", "province": "Zhejiang",
+           "city": "Hangzhou", "district": "Xihu", "detail_address": "1 Test Road"}
 
 INSERT_ORDER = """
 INSERT INTO orders (order_number, user_id, goods_id, flash_sale_id, quantity, unit_price, total_amount,
@@ -65,3 +71,38 @@ async def placed_order(ctx: Context, factory, *, user: dict[str, Any] | None = N
 
 async def goods_stock(ctx: Context, goods_id: int) -> int:
     return int(await db.fetch_value(ctx.db, "SELECT stock FROM goods WHERE id = %s", (goods_id,)))
+
+
+async def goods_row(ctx, goods_id) -> dict:
+    return await db.fetch_one(ctx.db, "SELECT stock, sales FROM goods WHERE id = %s", (goods_id,))
+
+
+async def order_count(ctx, goods_id) -> int:
+    return await db.fetch_value(ctx.db, "SELECT COUNT(*) FROM orders WHERE goods_id = %s", (goods_id,))
+
+
+async def set_status(ctx, order_id, status) -> None:
+    await db.execute(ctx.db, "UPDATE orders SET status = %s WHERE id = %s", (status, order_id))
+
+
+async def flash_order(ctx, user_id, goods_id, *, quantity=1, deadline_s=900, sold=None) -> tuple[int, int]:
+    """A flash-sale order as the engine's consumer writes it: (order_id, sale_id)."""
+    now = utcnow()
+    async with db.transaction(ctx.db) as cur:
+        await cur.execute(
+            "INSERT INTO flash_sales (goods_id, price, total_stock, sold, per_user_limit, start_time, end_time) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            (goods_id, "9.90", 10, quantity if sold is None else sold, 5, now - dt.timedelta(hours=1),
+             now + dt.timedelta(hours=1)))
+        sale_id = cur.lastrowid
+        await cur.execute(
+            "INSERT INTO orders (order_number, user_id, goods_id, flash_sale_id, request_id, quantity, unit_price, "
+            "total_amount, payment_method, status, receiver_name, phone, province, city, district, "
+            "detail_address, pay_deadline) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'alipay', 'pending', "
+            "%s, %s, %s, %s, %s, %s, %s)",
+            (ctx.order_numbers.next(), user_id, goods_id, sale_id, f"req-{sale_id}", quantity, "9.90",
+             f"{9.9 * quantity:.2f}", *ADDRESS.values(), now + dt.timedelta(seconds=deadline_s)))
+        order_id = cur.lastrowid
+        await cur.execute("INSERT INTO order_status_log (order_id, from_status, to_status, actor) "
+                          "VALUES (%s, NULL, 'pending', 'system')", (order_id,))
+    return order_id, sale_id

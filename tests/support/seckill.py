@@ -1,18 +1,17 @@
-"""Helpers for the flash-sale tests: bulk buyers, session cookies, sales, waiting for the drain."""
+"""Flash sales for a test: bulk buyers, sales, purchases, and what a sale holds in MySQL and Redis."""
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import secrets
-import time
 from typing import Any
 
+from redis.exceptions import ResponseError
+
 from flashsale import db
-from flashsale.sessions import SESSION_COOKIE, SESSIONS
+from flashsale.appkeys import ENGINE
 from flashsale.context import Context
 from flashsale.services import seckill
 
-from conftest import unique
+from tests.support.factory import unique
 
 BULK_USER = "INSERT INTO users (username, email, password_hash) VALUES {rows}"
 BULK_ADDRESS = """
@@ -43,15 +42,6 @@ async def buyers(ctx: Context, n: int) -> list[dict[str, Any]]:
     return [{"id": uid, "address_id": first_address + i} for i, uid in enumerate(user_ids)]
 
 
-def session_cookie(app, user_id: int, epoch: int = 0) -> tuple[dict[str, str], str]:
-    """(headers, csrf token) of a logged-in session for user_id, as login would make it."""
-    csrf = secrets.token_urlsafe(16)
-    data = {"created": int(time.time()), "session": {"uid": user_id, "name": f"user{user_id}", "ep": epoch,
-                                                     "csrf": csrf, "iat": int(time.time())}}
-    token = app[SESSIONS].seal(data)
-    return {"Cookie": f"{SESSION_COOKIE}={token}", "X-CSRF-Token": csrf}, csrf
-
-
 async def make_sale(ctx: Context, factory, *, stock: int = 10, limit: int = 1, start_in_s: float = -1,
                     length_s: float = 120, price: str = "9.90") -> dict[str, Any]:
     goods_id = await factory.goods(stock=1000)
@@ -65,18 +55,6 @@ async def purchase(client, sale_id: int, headers: dict[str, str], address_id: in
     r = await client.post(f"/api/seckill/{sale_id}/purchase", headers=headers,
                           json={"address_id": address_id, "payment_method": method})
     return r.status, await r.json()
-
-
-async def wait_for(predicate, timeout_s: float = 20.0, interval_s: float = 0.1):
-    """Poll an async predicate until it returns a truthy value; fail after timeout_s."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = await predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout_s}s (last value {value!r})")
-        await asyncio.sleep(interval_s)
 
 
 async def count_orders(ctx: Context, sale_id: int, status: str | None = None) -> int:
@@ -93,3 +71,24 @@ async def sold(ctx: Context, sale_id: int) -> int:
 async def remaining(ctx: Context, sale_id: int) -> int | None:
     value = await ctx.redis.get(ctx.keys.sale_stock(sale_id))
     return None if value is None else int(value)
+
+
+# --- conditions to wait for (with tests.support.waiting.wait_until) -----------------------------
+
+def followed(app, sale_id: int) -> bool:
+    """The app's sale watcher has found the sale (rebuilt its state if lost) and started its consumers."""
+    return sale_id in app[ENGINE].workers
+
+
+async def consumers_reading(ctx: Context, sale_id: int, prefix: str) -> bool:
+    """Some process's consumers named `prefix`... have read the sale's stream (seen from Redis alone)."""
+    try:
+        found = await ctx.redis.xinfo_consumers(ctx.keys.sale_stream(sale_id), ctx.keys.consumer_group())
+    except ResponseError:  # no stream or no group yet
+        return False
+    return any(c["name"].startswith(prefix) for c in found)
+
+
+async def rebuilt(ctx: Context, sale_id: int) -> bool:
+    """The sale's Redis state is warm and no rebuild holds its lock any more."""
+    return await seckill.is_warm(ctx, sale_id) and not await ctx.redis.exists(ctx.keys.sale_rebuild_lock(sale_id))

@@ -1,0 +1,1 @@
+"""FlashSale's tests: one package, so every test imports its helpers as `tests.support.<module>`."""
