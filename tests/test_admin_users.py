@@ -13,6 +13,7 @@ from flashsale.services import accounts
 
 from tests.support.auth import login
 from tests.support.factory import unique
+from tests.support.waiting import wait_until
 
 
 def admin_view(user: dict, **changes) -> dict:
@@ -25,6 +26,11 @@ INSERT_ORDER = (
     "INSERT INTO orders (order_number, user_id, goods_id, quantity, unit_price, total_amount, "
     "payment_method, receiver_name, phone, province, city, detail_address) "
     "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)")
+# -> how many statements on this run's database wait for a row lock
+LOCK_WAITS = (
+    "SELECT COUNT(*) FROM information_schema.INNODB_TRX t "
+    "JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id "
+    "WHERE t.trx_state = 'LOCK WAIT' AND p.DB = DATABASE()")
 
 
 def order_row(user_id: int, goods_id: int) -> tuple:
@@ -242,6 +248,11 @@ async def test_delete_a_user_with_orders_is_refused(admin_client, ctx, factory):
     assert (await client.get(f"/api/admin/users/{user['id']}")).status == 200
 
 
+async def _waiting_on_a_lock(ctx) -> bool:
+    """A statement against this run's database is blocked on a row lock (InnoDB's view of it)."""
+    return bool(await db.fetch_value(ctx.db, LOCK_WAITS))
+
+
 async def test_delete_racing_a_new_order_is_refused(admin_client, ctx, factory):
     client, admin, headers = admin_client
     user = await factory.user()
@@ -250,7 +261,7 @@ async def test_delete_racing_a_new_order_is_refused(admin_client, ctx, factory):
     async with db.transaction(ctx.db) as cur:
         await cur.execute(INSERT_ORDER, order_row(user["id"], goods_id))
         delete = asyncio.create_task(client.delete(f"/api/admin/users/{user['id']}", headers=headers))
-        await asyncio.sleep(0.3)
+        await wait_until(lambda: _waiting_on_a_lock(ctx), what="the delete waiting on a row lock")
         assert not delete.done()  # waiting on the new order's lock on the user row
     r = await delete
     assert r.status == 409, await r.text()

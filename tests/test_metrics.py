@@ -20,6 +20,8 @@ from redis import Redis as SyncRedis
 from flashsale.redis_keys import Keys
 from flashsale.settings import ROOT
 
+from tests.support.waiting import wait_until, wait_until_sync
+
 SALE_ID = 900_001  # far above any id the test database hands out
 
 
@@ -27,16 +29,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def wait_until(predicate, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -61,8 +53,9 @@ def two_workers(settings, tmp_path):
             cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         # each worker makes its metric files while building its app, before it listens
-        wait_until(lambda: len(list(metrics_dir.glob("counter_*.db"))) == 2, 30, "two workers' metric files")
-        wait_until(lambda: _answers(f"http://127.0.0.1:{port}/readyz"), 30, "the server to answer")
+        wait_until_sync(lambda: len(list(metrics_dir.glob("counter_*.db"))) == 2, timeout=30,
+                        what="two workers' metric files")
+        wait_until_sync(lambda: _answers(f"http://127.0.0.1:{port}/readyz"), timeout=30, what="the server to answer")
         yield f"http://127.0.0.1:{port}", metrics_dir
     finally:
         server.send_signal(signal.SIGTERM)
@@ -143,13 +136,14 @@ async def test_metrics_merges_the_request_counts_of_both_workers(two_workers):
                                   route="/healthz", method="GET", status="200") or 0
 
     # rounds of fresh connections until both workers have answered some (a worker that is still
-    # starting up gets none); each worker's tallies reach its file within a second
+    # starting up gets none); each worker flushes its tallies to its file within a second
     sent = 0
     deadline = time.monotonic() + 30
     while True:
         assert await fetch_fresh(base, "GET", "/healthz", 30) == [200] * 30
         sent += 30
-        await asyncio.sleep(1.2)
+        await wait_until(lambda: sum(per_worker_counts(metrics_dir, "/healthz", "200").values())
+                         >= healthz_before + sent, timeout=5, what="the workers' flush of every request sent")
         counts = per_worker_counts(metrics_dir, "/healthz", "200")
         if len(counts) == 2 and all(counts.values()):
             break

@@ -12,7 +12,8 @@ from flashsale.services import seckill
 
 from tests.support.auth import session_cookie
 from tests.support.factory import Factory
-from tests.support.seckill import buyers, count_orders, make_sale, purchase, remaining, sold
+from tests.support.seckill import (buyers, count_orders, followed, make_sale, purchase, rebuilt, remaining,
+                                   sold)
 from tests.support.waiting import wait_until
 
 GROUP = "orders"
@@ -54,7 +55,7 @@ async def test_consumer_killed_after_commit_before_ack_makes_no_second_order(aio
     await write_batch(ctx, worker.sale, entries)  # committed, then the process died: no XACK
     assert await count_orders(ctx, sale["id"]) == 3 and await _pending(ctx, sale["id"]) == 3
 
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(0.1)  # on purpose: the entries idle past reclaim_idle_ms (50 ms), so they are reclaimable
     await worker.reclaim()  # redelivered to a live consumer
     assert await count_orders(ctx, sale["id"]) == 3
     assert await sold(ctx, sale["id"]) == 3
@@ -78,7 +79,7 @@ async def test_consumer_killed_before_commit_is_finished_by_the_reclaimer(aiohtt
 
     await worker.reclaim()  # not idle long enough yet: nothing moves
     assert await count_orders(ctx, sale["id"]) == 0
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(0.1)  # on purpose: now idle past reclaim_idle_ms (50 ms)
     await worker.reclaim()
     assert await count_orders(ctx, sale["id"]) == 4
     assert await _pending(ctx, sale["id"]) == 0
@@ -94,13 +95,13 @@ async def test_entry_delivered_too_often_is_dead_lettered_and_its_unit_returns(a
     await _admit(client, sale["id"], [first])
     assert await remaining(ctx, sale["id"]) == 0
     for attempt in range(2):  # two consumers read it and died
-        await asyncio.sleep(0.06)
+        await asyncio.sleep(0.06)  # on purpose: each delivery idles past reclaim_idle_ms (50 ms)
         if attempt == 0:
             await _read_as(ctx, sale["id"], "dead-a")
         else:
             stream = ctx.keys.sale_stream(sale["id"])
             await ctx.redis.xautoclaim(stream, GROUP, "dead-b", 50, start_id="0-0")
-    await asyncio.sleep(0.06)
+    await asyncio.sleep(0.06)  # on purpose: idle past reclaim_idle_ms again
     await worker.reclaim()  # third delivery > max_deliveries: dead letter
     assert await count_orders(ctx, sale["id"]) == 0
     assert await remaining(ctx, sale["id"]) == 1
@@ -211,10 +212,11 @@ async def test_orders_arrive_once_after_mysql_comes_back(aiohttp_client, make_ap
         for person in people:  # logged in before the outage: the purchase path needs no MySQL
             await cache_auth_state(app_ctx, person["id"], 0, "user", True)
             await cache_addresses(app_ctx, person["id"])
-        await asyncio.sleep(1.2)  # the sale's consumers are following it
+        await wait_until(lambda: followed(client.app, sale["id"]), what="the watcher following the sale")
         proxy.down()
         await _admit(client, sale["id"], people)
-        await asyncio.sleep(3)
+        await wait_until(lambda: _pending(app_ctx, sale["id"]), what="the consumers holding entries they cannot write")
+        await asyncio.sleep(1)  # on purpose: the outage lasts a few write retries (back-off 0.1, 0.2, 0.5 s)
         direct = await db.create_pool(settings)  # around the proxy
         try:
             assert await _direct_count(direct, sale["id"]) == 0
@@ -251,7 +253,7 @@ async def test_expired_unpaid_orders_are_cancelled_once_and_sold_again(aiohttp_c
     await _admit(client, sale["id"], people[:2])
     await wait_until(lambda: _count_is(ctx, sale["id"], 2))
     assert await remaining(ctx, sale["id"]) == 0
-    await asyncio.sleep(1.2)
+    await asyncio.sleep(1.2)  # on purpose: the orders outlive their 1 s pay window
     engine = client.app[ENGINE]
     swept = await asyncio.gather(engine.sweep(), engine.sweep())  # two processes sweeping at once
     assert sum(swept) == 2
@@ -298,7 +300,7 @@ async def test_restart_mid_sale_keeps_redis_state(aiohttp_client, make_app):
 
     second = await aiohttp_client(make_app())
     ctx2 = second.app[CTX]
-    await asyncio.sleep(1.2)  # its watcher ran
+    await wait_until(lambda: followed(second.app, sale["id"]), what="the new process's watcher following the sale")
     assert await remaining(ctx2, sale["id"]) == 7
     assert await ctx2.redis.hlen(ctx2.keys.sale_buyers(sale["id"])) == 3
     await _admit(second, sale["id"], people[3:])
@@ -328,7 +330,7 @@ async def test_lost_redis_state_is_rebuilt_once_from_mysql(aiohttp_client, make_
     headers5, _ = session_cookie(client.app, people[5]["id"])
     status, body = await purchase(client, sale["id"], headers5, people[5]["address_id"])
     assert status == 503 and body["data"]["reason"] == "unavailable"  # cold: refused, never guessed
-    await asyncio.sleep(0.2)  # the purchase asked for a rebuild in the background
+    await wait_until(lambda: rebuilt(ctx, sale["id"]), what="the rebuild the purchase asked for in the background")
     await ctx.redis.delete(k.sale_window(sale["id"]), k.sale_stock(sale["id"]), k.sale_buyers(sale["id"]))
 
     results = await asyncio.gather(*[seckill.rebuild_state(ctx, sale["id"]) for _ in range(5)])

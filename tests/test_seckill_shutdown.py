@@ -18,7 +18,7 @@ from flashsale.settings import ROOT
 
 from tests.support.auth import session_cookie
 from tests.support.factory import Factory
-from tests.support.seckill import buyers, make_sale
+from tests.support.seckill import buyers, consumers_reading, make_sale
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
@@ -40,16 +40,14 @@ def _serve(settings, port: int) -> subprocess.Popen:
 
 
 async def _up(port: int) -> None:
-    async with aiohttp.ClientSession() as s:
-        for _ in range(100):
-            try:
+    async def answers() -> bool:
+        try:
+            async with aiohttp.ClientSession() as s:
                 async with s.get(f"http://127.0.0.1:{port}/healthz") as r:
-                    if r.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError("server did not come up")
+                    return r.status == 200
+        except aiohttp.ClientError:
+            return False
+    await wait_until(answers, timeout=10, what="the server answering /healthz")
 
 
 async def test_sigterm_finishes_the_batch_and_a_restart_drains_the_rest(aiohttp_client, make_app, settings):
@@ -64,7 +62,8 @@ async def test_sigterm_finishes_the_batch_and_a_restart_drains_the_rest(aiohttp_
     server = _serve(settings, port)
     try:
         await _up(port)
-        await asyncio.sleep(1.5)  # its watcher follows the sale
+        await wait_until(lambda: consumers_reading(ctx, sale["id"], "shutdown-test-"), timeout=10,
+                         what="the server's consumers reading the sale's stream")
         url = f"http://127.0.0.1:{port}/api/seckill/{sale['id']}/purchase"
         async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as shopper:
             async def buy(person):
