@@ -59,7 +59,7 @@ async def test_hasher_runs_off_the_event_loop():
         async def tick():
             nonlocal ticks
             while True:
-                await asyncio.sleep(0.001)
+                await asyncio.sleep(0.001)  # the ticker under test: it turns only while the loop is free
                 ticks += 1
 
         ticker = asyncio.create_task(tick())
