@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test bench venv services browser migrate clean
+.PHONY: run test bench venv services browser migrate clean static
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -12,6 +12,10 @@ $(VENV)/.installed: requirements.txt
 	touch $@
 
 venv: $(VENV)/.installed
+
+# the cut-down CSS, icon font and compressed copies under static/ (committed: run after editing templates or static/)
+static: venv
+	$(PY) scripts/build_static.py
 
 services:
 	@scripts/services.sh

@@ -6,6 +6,7 @@ from aiohttp import web
 from flashsale.appkeys import SETTINGS
 from flashsale.services.catalog import upload_root
 from flashsale.settings import ROOT
+from flashsale.static_files import add_static
 from flashsale.views.api import accounts as api_accounts
 from flashsale.views.api import addresses as api_addresses
 from flashsale.views.api import admin_catalog as api_admin_catalog
@@ -48,5 +49,5 @@ ROUTE_TABLES = [
 def setup_routes(app: web.Application) -> None:
     for table in ROUTE_TABLES:
         app.router.add_routes(table)
-    app.router.add_static("/static/uploads", upload_root(app[SETTINGS]), name="uploads", append_version=False)
-    app.router.add_static("/static", ROOT / "static", name="static", append_version=False)
+    add_static(app, "/static/uploads", upload_root(app[SETTINGS]), name="uploads", versioned=False)
+    add_static(app, "/static", ROOT / "static", name="static")

@@ -11,6 +11,7 @@ from aiohttp_session import get_session
 
 from flashsale.auth import csrf_token, current_user
 from flashsale.jsonio import iso, money
+from flashsale.static_files import static_url
 
 FLASH_KEY = "flash"
 
@@ -59,3 +60,4 @@ def add_filters(env: jinja2.Environment) -> None:
     env.filters["money"] = lambda v: money(v) if v is not None else ""
     env.filters["iso"] = iso
     env.filters["when"] = _display_time
+    env.globals["static_url"] = static_url

@@ -1,0 +1,1 @@
+../../../vendor/bootstrap/bootstrap.bundle.min.js

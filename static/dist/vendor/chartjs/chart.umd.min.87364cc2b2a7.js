@@ -1,0 +1,1 @@
+../../../vendor/chartjs/chart.umd.min.js
