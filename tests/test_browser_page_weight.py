@@ -5,9 +5,10 @@ import pytest
 
 from flashsale.appkeys import CTX
 
-from conftest import Factory, unique
-from page_weight import first_visit
-from seckill_support import make_sale, session_cookie
+from tests.support.auth import session_cookie
+from tests.support.factory import Factory, unique
+from tests.support.page_weight import first_visit
+from tests.support.seckill import make_sale
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
