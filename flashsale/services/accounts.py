@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 USER_COLUMNS = "id, username, role, email, phone, is_active, session_epoch, created_at"
 
-# -> lastrowid; 1062 on uq_users_username / uq_users_email / uq_users_phone
+# -> lastrowid; DUP_ENTRY on uq_users_username / uq_users_email / uq_users_phone
 INSERT_USER = """
 INSERT INTO users (username, email, phone, password_hash, role)
 VALUES (%s, %s, %s, %s, %s)"""
@@ -139,7 +139,7 @@ async def register(ctx: Context, body: dict[str, Any], *, role: str = "user",
             await cur.execute(USER_BY_ID, (user_id,))
             row = await cur.fetchone()
     except IntegrityError as exc:
-        if exc.args and exc.args[0] == 1062:
+        if db.errno(exc) == db.DUP_ENTRY:
             raise _duplicate(exc) from None
         raise
     return user_json(row)
@@ -283,7 +283,7 @@ async def update_user(ctx: Context, actor_id: int, user_id: int, body: dict[str,
             await cur.execute(USER_BY_ID, (user_id,))
             row = await cur.fetchone()
     except IntegrityError as exc:
-        if exc.args and exc.args[0] == 1062:
+        if db.errno(exc) == db.DUP_ENTRY:
             raise _duplicate(exc) from None
         raise
     await cache_auth_state(ctx, user_id, row["session_epoch"], row["role"], bool(row["is_active"]))
@@ -307,8 +307,8 @@ async def delete_user(ctx: Context, actor_id: int, user_id: int) -> None:
                     raise LastAdmin()
             await cur.execute(DELETE_USER, (user_id,))
     except IntegrityError as exc:
-        # 1451: an order arrived after the count (fk_orders_user is the one key that keeps a user)
-        if exc.args and exc.args[0] == 1451:
+        # ROW_IS_REFERENCED: an order arrived after the count (fk_orders_user is the one key that keeps a user)
+        if db.errno(exc) == db.ROW_IS_REFERENCED:
             raise HasOrders() from None
         raise
     await ctx.redis.delete(ctx.keys.user_auth(user_id))

@@ -201,7 +201,7 @@ async def place_order(ctx: Context, user_id: int, body: dict[str, Any]) -> dict[
             await cur.execute(ORDER_BY_ID, (order_id,))
             row = await cur.fetchone()
     except IntegrityError as exc:
-        if exc.args and exc.args[0] == 1452:  # the address was deleted while we wrote the order
+        if db.errno(exc) == db.NO_REFERENCED_ROW:  # the address was deleted while we wrote the order
             raise Validation({"address_id": "Choose one of your addresses."}) from None
         raise
     return order_json(row)
