@@ -15,8 +15,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from flashsale.appkeys import REQUEST_ID
 from flashsale.errors import Refusal, Unauthenticated
-from flashsale.jsonio import envelope
 from flashsale.templating import page_context
+from flashsale.webjson import envelope
 
 log = logging.getLogger("flashsale.errors")
 

@@ -8,9 +8,10 @@ from aiohttp import web
 from flashsale.appkeys import CTX
 from flashsale.auth import require_admin
 from flashsale.errors import TooLarge, Validation
-from flashsale.jsonio import envelope, page_data, read_json
+from flashsale.jsonio import page_data
 from flashsale.services import catalog
 from flashsale.validate import Fields, page_params
+from flashsale.webjson import envelope, read_json
 
 routes = web.RouteTableDef()
 
