@@ -15,13 +15,13 @@ import time
 
 from redis.exceptions import NoScriptError, RedisError
 
-from flashsale.auth import auth_state, cache_addresses
 from flashsale.context import Context
 from flashsale.errors import SoldOut, Unauthenticated, Validation
 from flashsale.metrics import count_admission
 from flashsale.redis_mux import RedisMux
 from flashsale.scripts import ADMIT_CODES
 from flashsale.services import seckill
+from flashsale.services.auth_cache import auth_state, cache_addresses
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import contextlib
 
 from flashsale import db
 from flashsale.appkeys import CTX, ENGINE
-from flashsale.auth import cache_addresses, cache_auth_state
+from flashsale.services.auth_cache import cache_addresses, cache_auth_state
 from flashsale.consumers import Entry, SaleWorker, write_batch
 from flashsale.services import seckill
 

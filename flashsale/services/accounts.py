@@ -11,13 +11,13 @@ from typing import Any
 from asyncmy.errors import IntegrityError
 
 from flashsale import db, ratelimit
-from flashsale.auth import cache_addresses, cache_auth_state
 from flashsale.context import Context
 from flashsale.errors import (
     Banned, BadCredentials, EmailTaken, InvalidToken, NotFound, PhoneTaken, UsernameTaken,
     WrongOldPassword,
 )
 from flashsale.passwords import needs_rehash
+from flashsale.services.auth_cache import cache_addresses, cache_auth_state
 from flashsale.validate import EMAIL, PHONE, USERNAME, Fields
 
 log = logging.getLogger(__name__)
