@@ -7,7 +7,7 @@ from typing import Any
 
 from flashsale import db
 from flashsale.context import Context
-from flashsale.errors import BadStatus, NotFound, Refusal, Unavailable, Validation
+from flashsale.errors import BadStatus, NotFound, Validation
 from flashsale.jsonio import money, parse_money, parse_time, utcnow
 from flashsale.validate import Fields
 
@@ -70,8 +70,6 @@ SELECT request_id FROM seckill_failures WHERE flash_sale_id = %s"""
 # -> the user's latest order from this sale (when Redis lost the result)
 LATEST_ORDER_OF_USER = """
 SELECT id FROM orders WHERE flash_sale_id = %s AND user_id = %s ORDER BY id DESC LIMIT 1"""
-# -> the explicit failure of one request
-FAILURE_OF = "SELECT reason FROM seckill_failures WHERE request_id = %s"
 
 REBUILD_LOCK_MS = 30_000
 MAX_STOCK = 10_000_000
@@ -402,21 +400,4 @@ def result_json(request_id: str, outcome: str | None) -> dict[str, Any]:
     if status == "success":
         return {"status": "success", "request_id": request_id, "order_id": int(detail)}
     return {"status": "failed", "request_id": request_id, "reason": detail}
-
-
-def admission_refusal(code: int, detail: int) -> Refusal:
-    """Map admit.lua's code to the contract's refusal."""
-    from flashsale.errors import AlreadyPurchased, Ended, NotStarted, RateLimited, SoldOut
-
-    if code == 1:
-        return SoldOut()
-    if code == 2:
-        return NotStarted(data={"starts_in_ms": int(detail)})
-    if code in (3, 4):
-        return Ended()
-    if code == 5:
-        return AlreadyPurchased()
-    if code == 6:
-        return RateLimited(retry_after_s=max(1, -(-int(detail) // 1000)))
-    return Unavailable("The sale is warming up; try again in a moment.")
 
