@@ -13,6 +13,7 @@ from flashsale import db
 from flashsale.context import Context
 from flashsale.errors import BadStatus, Expired, NotFound, OutOfStock, Validation
 from flashsale.services import seckill
+from flashsale.services.goods_photos import photo_url
 from flashsale.validate import Fields
 
 log = logging.getLogger(__name__)
@@ -22,7 +23,6 @@ PAYMENT_METHODS = frozenset({"alipay", "wechat", "card"})
 MAX_QUANTITY = 99
 MAX_ID = 2**63 - 1
 MAX_TOTAL = Decimal("99999999.99")  # DECIMAL(10,2)
-PLACEHOLDER_PHOTO = "/static/img/placeholder.svg"
 
 ORDER_COLUMNS = """
 o.id, o.order_number, o.user_id, o.status, o.goods_id, g.name AS goods_name, g.photo AS goods_photo,
@@ -112,10 +112,6 @@ EXPIRED_UNPAID = """
 SELECT id FROM orders
  WHERE status = 'pending' AND pay_deadline < UTC_TIMESTAMP(3) AND flash_sale_id IS NOT NULL
  ORDER BY pay_deadline LIMIT %s"""
-
-
-def photo_url(photo: str | None) -> str:
-    return "/static/uploads/" + photo if photo else PLACEHOLDER_PHOTO
 
 
 def order_json(row: dict[str, Any]) -> dict[str, Any]:

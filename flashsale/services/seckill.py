@@ -9,6 +9,7 @@ from flashsale import db
 from flashsale.context import Context
 from flashsale.errors import BadStatus, NotFound, Validation
 from flashsale.jsonio import money, parse_money, parse_time, utcnow
+from flashsale.services.goods_photos import photo_url
 from flashsale.validate import Fields
 
 log = logging.getLogger(__name__)
@@ -84,10 +85,6 @@ async def server_time(ctx: Context) -> dt.datetime:
 
 def _ms(value: dt.datetime) -> int:
     return int(value.replace(tzinfo=dt.timezone.utc).timestamp() * 1000)
-
-
-def photo_url(photo: str | None) -> str:
-    return f"/static/uploads/{photo}" if photo else "/static/img/placeholder.svg"
 
 
 def sale_state(row: dict[str, Any], now: dt.datetime) -> str:
