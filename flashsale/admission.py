@@ -20,7 +20,7 @@ from flashsale.errors import SoldOut, Unauthenticated, Validation
 from flashsale.metrics import count_admission
 from flashsale.redis_mux import RedisMux
 from flashsale.scripts import ADMIT_COLD, ADMIT_QUEUED, ADMIT_RESULTS, ADMIT_SOLD_OUT, ADMIT_UNKNOWN
-from flashsale.services import seckill
+from flashsale.services import seckill, seckill_state
 from flashsale.services.auth_cache import auth_state, cache_addresses
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ class Admission:
 
     async def _rebuild(self, sale_id: int) -> None:
         try:
-            await seckill.rebuild_state(self.ctx, sale_id)
+            await seckill_state.rebuild_state(self.ctx, sale_id)
         except (RedisError, OSError, RuntimeError):
             log.exception("rebuilding sale %s failed; the watcher will try again", sale_id)
 

@@ -12,7 +12,7 @@ from redis.exceptions import RedisError
 from flashsale import db
 from flashsale.context import Context
 from flashsale.errors import BadStatus, Expired, NotFound, OutOfStock, Validation
-from flashsale.services import seckill
+from flashsale.services import seckill_state
 from flashsale.services.goods_photos import photo_url
 from flashsale.validate import Fields
 
@@ -298,7 +298,7 @@ async def cancel_order(ctx: Context, order_id: int, *, owner_id: int | None, act
         await cur.execute(INSERT_LOG, (order_id, order["status"], "cancelled", actor_id, actor, remark[:255]))
     if sale_id is not None:
         try:
-            await seckill.release_units(ctx, sale_id, order["user_id"], q)
+            await seckill_state.release_units(ctx, sale_id, order["user_id"], q)
         except RedisError:
             # the cancel stands (MySQL holds the truth); say so loudly rather than answer a failure
             log.exception("order %s cancelled but its units did not reach sale %s in Redis", order_id, sale_id)
