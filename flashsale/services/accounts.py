@@ -13,8 +13,8 @@ from asyncmy.errors import IntegrityError
 from flashsale import db, ratelimit
 from flashsale.context import Context
 from flashsale.errors import (
-    Banned, BadCredentials, EmailTaken, InvalidToken, NotFound, PhoneTaken, UsernameTaken,
-    WrongOldPassword,
+    Banned, BadCredentials, EmailTaken, HasOrders, InvalidToken, LastAdmin, NotFound, OwnAccount, PhoneTaken,
+    UsernameTaken, WrongOldPassword,
 )
 from flashsale.passwords import needs_rehash
 from flashsale.services.auth_cache import cache_addresses, cache_auth_state
@@ -258,8 +258,6 @@ async def list_users(ctx: Context, q: str, page: int, per_page: int) -> tuple[li
 
 async def update_user(ctx: Context, actor_id: int, user_id: int, body: dict[str, Any]) -> dict[str, Any]:
     """Admin edit of role, ban flag and contact; a ban or role change ends the user's sessions."""
-    from flashsale.errors import LastAdmin, Self
-
     current = await get_user(ctx, user_id)
     fields = Fields(body)
     role = fields.choice("role", ROLES, required=False, default=current["role"])
@@ -271,7 +269,7 @@ async def update_user(ctx: Context, actor_id: int, user_id: int, body: dict[str,
         phone = new_phone if "phone" in body else phone
     fields.check()
     if user_id == actor_id and (role != current["role"] or not active):
-        raise Self()
+        raise OwnAccount()
     losing_admin = current["role"] == "admin" and current["is_active"] and (role != "admin" or not active)
     try:
         async with db.transaction(ctx.db) as cur:
@@ -291,10 +289,8 @@ async def update_user(ctx: Context, actor_id: int, user_id: int, body: dict[str,
 
 
 async def delete_user(ctx: Context, actor_id: int, user_id: int) -> None:
-    from flashsale.errors import HasOrders, LastAdmin, Self
-
     if user_id == actor_id:
-        raise Self()
+        raise OwnAccount()
     current = await get_user(ctx, user_id)
     try:
         async with db.transaction(ctx.db) as cur:
