@@ -28,7 +28,7 @@ migrate: venv services
 
 run: migrate
 	$(PY) run.py seed-demo
-	$(PY) run.py serve --host 127.0.0.1 --port 8080
+	$(PY) run.py serve
 
 test: venv services browser
 	$(PY) -m pytest

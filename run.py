@@ -1,4 +1,4 @@
-"""FlashSale's commands: migrate, serve, create-admin, seed-demo (and the bench's helpers)."""
+"""FlashSale's commands: migrate, serve, create-admin, seed-demo."""
 from __future__ import annotations
 
 import argparse
@@ -150,8 +150,8 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="create the database if missing and apply new migrations")
     serve = sub.add_parser("serve", help="serve HTTP")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
+    serve.add_argument("--host", help="default: FLASHSALE_HOST")
+    serve.add_argument("--port", type=int, help="default: FLASHSALE_PORT")
     serve.add_argument("--workers", type=int, help="processes sharing the port (reuse_port)")
     admin = sub.add_parser("create-admin", help="make an admin account")
     admin.add_argument("--username", required=True)

@@ -15,13 +15,13 @@ import time
 
 from redis.exceptions import NoScriptError, RedisError
 
-from flashsale.auth import auth_state, cache_addresses
 from flashsale.context import Context
 from flashsale.errors import SoldOut, Unauthenticated, Validation
 from flashsale.metrics import count_admission
 from flashsale.redis_mux import RedisMux
-from flashsale.scripts import ADMIT_CODES
-from flashsale.services import seckill
+from flashsale.scripts import ADMIT_COLD, ADMIT_QUEUED, ADMIT_RESULTS, ADMIT_SOLD_OUT, ADMIT_UNKNOWN
+from flashsale.services import seckill, seckill_state
+from flashsale.services.auth_cache import auth_state, cache_addresses
 
 log = logging.getLogger(__name__)
 
@@ -96,19 +96,20 @@ class Admission:
         except NoScriptError:
             # Redis restarted and forgot the script: load it again (once) and retry directly
             code, detail = await self.admit_script(keys=list(keys), args=list(args))
-        count_admission(ADMIT_CODES.get(code, "error"))
-        if code == 0:
+        result = ADMIT_RESULTS.get(code, ADMIT_UNKNOWN)
+        count_admission(result.reason)
+        if code == ADMIT_QUEUED:
             return request_id
-        if code == 1:
+        if code == ADMIT_SOLD_OUT:
             self.sold_out_until[sale_id] = time.monotonic() + SOLD_OUT_TTL_S
-        if code == -1:
+        if code == ADMIT_COLD:
             await seckill.get_sale_row(self.ctx, sale_id)  # 404 for a sale that does not exist
             asyncio.get_running_loop().create_task(self._rebuild(sale_id))
-        raise seckill.admission_refusal(code, detail)
+        raise result.refusal(detail)
 
     async def _rebuild(self, sale_id: int) -> None:
         try:
-            await seckill.rebuild_state(self.ctx, sale_id)
+            await seckill_state.rebuild_state(self.ctx, sale_id)
         except (RedisError, OSError, RuntimeError):
             log.exception("rebuilding sale %s failed; the watcher will try again", sale_id)
 

@@ -9,7 +9,8 @@ import jinja2
 from aiohttp import web
 
 from flashsale import metrics, templating
-from flashsale.appkeys import CTX, SETTINGS
+from flashsale.admission import Admission
+from flashsale.appkeys import ADMISSION, CTX, SETTINGS
 from flashsale.consumers import engine_ctx
 from flashsale.context import open_context
 from flashsale.csrf import csrf_middleware
@@ -25,6 +26,14 @@ async def context_ctx(app: web.Application):
     async with open_context(app[SETTINGS]) as ctx:
         app[CTX] = ctx
         yield
+
+
+async def admission_ctx(app: web.Application):
+    """The purchase path's tick pipeline: opened for requests, closed after the engine stopped."""
+    admission = Admission(app[CTX])
+    app[ADMISSION] = admission
+    yield
+    await admission.close()
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -48,6 +57,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     templating.add_filters(aiohttp_jinja2.get_env(app))
     app.cleanup_ctx.append(context_ctx)
+    app.cleanup_ctx.append(admission_ctx)
     app.cleanup_ctx.append(engine_ctx)
     setup_routes(app)
     return app

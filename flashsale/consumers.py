@@ -1,8 +1,8 @@
 """Background work of every server process: stream consumers, reclaimer, trimmer, sweeper.
 
 Each admitted purchase is an entry in its sale's Redis Stream. Consumer tasks (a consumer
-group per stream, names stable per process) read batches, write the batch's orders to MySQL in
-one transaction, and acknowledge only after the commit. The unique key on orders.request_id
+group per stream, names stable per process) read batches, have services/seckill_orders.py write
+the batch's orders to MySQL in one transaction, and acknowledge only after the commit. The unique key on orders.request_id
 makes a redelivered entry harmless. A reclaimer moves entries that a dead consumer left pending
 to a live one; an entry delivered too often, or one that can never become an order (its address
 is gone), is dead-lettered and its unit given back.
@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -20,13 +19,14 @@ from asyncmy.errors import InterfaceError, OperationalError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
-from flashsale import db, metrics
+from flashsale import metrics
 from flashsale.admission import Admission
 from flashsale.appkeys import ADMISSION, CTX, ENGINE
 from flashsale.context import Context
 from flashsale.errors import BadStatus, NotFound
 from flashsale.jsonio import utcnow
-from flashsale.services import orders, seckill
+from flashsale.services import orders, seckill, seckill_orders, seckill_state
+from flashsale.services.seckill_orders import BatchOutcome, Entry
 
 log = logging.getLogger(__name__)
 
@@ -35,132 +35,6 @@ WATCH_INTERVAL_S = 1.0
 # MySQL out of reach: retry the batch in hand after these pauses (then keep the last)
 BACKOFF_S = (0.1, 0.2, 0.5, 1.0, 2.0)
 TRANSIENT_DB_ERRORS = (OperationalError, InterfaceError, ConnectionError, OSError, asyncio.TimeoutError)
-
-# Batches of one sale take its row lock first: they and the dead-lettering of an entry then
-# never decide about the same request at the same time.
-LOCK_SALE = "SELECT sold FROM flash_sales WHERE id = %s FOR UPDATE"
-# -> the delivery addresses of a batch, for the orders' snapshots
-ADDRESSES_OF = """
-SELECT id, user_id, receiver_name, phone, province, city, district, detail_address
-  FROM addresses WHERE id IN ({marks})"""
-# rowcount = orders really inserted: a request id already there (an earlier delivery) changes nothing
-INSERT_ORDERS = """
-INSERT INTO orders (order_number, user_id, goods_id, flash_sale_id, request_id, quantity,
-                    unit_price, total_amount, payment_method, status, address_id, receiver_name,
-                    phone, province, city, district, detail_address, pay_deadline)
-VALUES {rows}
-    ON DUPLICATE KEY UPDATE request_id = orders.request_id"""
-ORDER_ROW = ("(%s, %s, %s, %s, %s, 1, %s, %s, %s, 'pending', %s, %s, %s, %s, %s, %s, %s,"
-             " UTC_TIMESTAMP(3) + INTERVAL %s SECOND)")
-# -> the orders of these requests, made now or by an earlier delivery
-ORDERS_OF_REQUESTS = "SELECT id, request_id, order_number, user_id FROM orders WHERE request_id IN ({marks})"
-# -> the recorded failures of these requests
-FAILURES_OF_REQUESTS = "SELECT request_id, reason FROM seckill_failures WHERE request_id IN ({marks})"
-INSERT_LOGS = """
-INSERT INTO order_status_log (order_id, from_status, to_status, actor_id, actor, remark)
-VALUES {rows}"""
-LOG_ROW = "(%s, NULL, 'pending', %s, 'user', 'flash sale')"
-# 1: the sale's sold count moved by the orders of this batch (the CHECK sold <= total_stock guards)
-ADD_SOLD = "UPDATE flash_sales SET sold = sold + %s WHERE id = %s"
-ADD_SALES = "UPDATE goods SET sales = sales + %s WHERE id = %s"
-# rowcount 1: recorded now; 0: an earlier delivery recorded it
-INSERT_FAILURE = """
-INSERT INTO seckill_failures (request_id, flash_sale_id, user_id, reason, detail)
-VALUES (%s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE request_id = request_id"""
-FAILURE_DETAILS = {
-    "address_missing": "the delivery address was deleted before the order was written",
-    "undeliverable": "the request failed too many deliveries",
-}
-
-
-@dataclass(frozen=True)
-class Entry:
-    entry_id: str
-    request_id: str
-    user_id: int
-    address_id: int
-    payment_method: str
-    price: str
-
-    @classmethod
-    def parse(cls, entry_id: str, fields: dict[str, str]) -> "Entry":
-        return cls(entry_id, fields["r"], int(fields["u"]), int(fields["a"]), fields["m"], fields["p"])
-
-
-@dataclass
-class BatchOutcome:
-    orders: dict[str, int]  # request id -> order id
-    acked: list[str]  # entry ids that have their order
-    failed: list[tuple[Entry, str]]  # entries that ended as an explicit failure, with the reason
-    inserted: int
-
-
-async def _settle(cur, sale: dict[str, Any], entries: list[Entry], new_failure: str,
-                  numbers: dict[str, str] | None) -> BatchOutcome:
-    """Inside a transaction holding the sale's lock: find each entry's order or failure; record
-    `new_failure` for entries that have neither; count and log the orders made in this call."""
-    marks = ", ".join(["%s"] * len(entries))
-    request_ids = [e.request_id for e in entries]
-    await cur.execute(ORDERS_OF_REQUESTS.format(marks=marks), request_ids)
-    found = {r["request_id"]: r for r in await cur.fetchall()}
-    new = [r for rid, r in found.items() if numbers and r["order_number"] == numbers[rid]]
-    if new:
-        await cur.execute(INSERT_LOGS.format(rows=", ".join([LOG_ROW] * len(new))),
-                          [v for r in new for v in (r["id"], r["user_id"])])
-        await cur.execute(ADD_SOLD, (len(new), sale["id"]))
-        await cur.execute(ADD_SALES, (len(new), sale["goods_id"]))
-    without_order = [e for e in entries if e.request_id not in found]
-    failed: list[tuple[Entry, str]] = []
-    if without_order:
-        await cur.execute(FAILURES_OF_REQUESTS.format(marks=", ".join(["%s"] * len(without_order))),
-                          [e.request_id for e in without_order])
-        known = {r["request_id"]: r["reason"] for r in await cur.fetchall()}
-        for e in without_order:
-            reason = known.get(e.request_id)
-            if reason is None:
-                reason = new_failure
-                await cur.execute(INSERT_FAILURE, (e.request_id, sale["id"], e.user_id, reason,
-                                                   FAILURE_DETAILS.get(reason, "")))
-            failed.append((e, reason))
-    return BatchOutcome({rid: r["id"] for rid, r in found.items()},
-                        [e.entry_id for e in entries if e.request_id in found], failed, len(new))
-
-
-async def write_batch(ctx: Context, sale: dict[str, Any], entries: list[Entry]) -> BatchOutcome:
-    """Write the orders of a batch in one transaction; idempotent by request id.
-
-    An entry whose request already failed, or whose address is gone (or is not the buyer's),
-    makes no order; _settle records the latter as a failure."""
-    numbers = {e.request_id: ctx.order_numbers.next() for e in entries}
-    async with db.transaction(ctx.db) as cur:
-        await cur.execute(LOCK_SALE, (sale["id"],))
-        await cur.execute(FAILURES_OF_REQUESTS.format(marks=", ".join(["%s"] * len(entries))),
-                          [e.request_id for e in entries])
-        failed_before = {r["request_id"] for r in await cur.fetchall()}
-        address_ids = sorted({e.address_id for e in entries})
-        await cur.execute(ADDRESSES_OF.format(marks=", ".join(["%s"] * len(address_ids))), address_ids)
-        addresses = {r["id"]: r for r in await cur.fetchall()}
-        args: list[Any] = []
-        rows = 0
-        for e in entries:
-            ad = addresses.get(e.address_id)
-            if e.request_id in failed_before or ad is None or ad["user_id"] != e.user_id:
-                continue
-            args += [numbers[e.request_id], e.user_id, sale["goods_id"], sale["id"], e.request_id, e.price,
-                     e.price, e.payment_method, ad["id"], ad["receiver_name"], ad["phone"], ad["province"],
-                     ad["city"], ad["district"], ad["detail_address"], ctx.settings.pay_window_s]
-            rows += 1
-        if rows:
-            await cur.execute(INSERT_ORDERS.format(rows=", ".join([ORDER_ROW] * rows)), args)
-        return await _settle(cur, sale, entries, "address_missing", numbers)
-
-
-async def give_up(ctx: Context, sale: dict[str, Any], entries: list[Entry], reason: str) -> BatchOutcome:
-    """Record entries that failed too often as failures, unless an order exists for them already."""
-    async with db.transaction(ctx.db) as cur:
-        await cur.execute(LOCK_SALE, (sale["id"],))
-        return await _settle(cur, sale, entries, reason, None)
-
 
 class SaleWorker:
     """The consumers of one sale's stream in this process, and what they share."""
@@ -228,7 +102,7 @@ class SaleWorker:
         attempt = 0
         while True:
             try:
-                outcome = await write_batch(self.ctx, self.sale, entries)
+                outcome = await seckill_orders.write_batch(self.ctx, self.sale, entries)
                 break
             except TRANSIENT_DB_ERRORS:
                 delay = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
@@ -261,15 +135,9 @@ class SaleWorker:
 
     async def fail(self, entry: Entry, reason: str, deliveries: int) -> None:
         """Dead-letter an entry: its unit goes back (once), the buyer learns `failed`."""
-        k = self.ctx.keys
-        given_back = await self.ctx.scripts.fail(
-            keys=[k.sale_stock(self.sale_id), k.sale_buyers(self.sale_id), k.sale_released(self.sale_id),
-                  k.sale_results(self.sale_id), k.sale_dead(self.sale_id), self.stream],
-            args=[self.group, entry.entry_id, entry.user_id, entry.request_id, reason, deliveries])
-        if given_back:
+        if await seckill_orders.dead_letter(self.ctx, self.sale_id, entry, reason, deliveries):
             log.warning("dead-lettered request %s of sale %s (%s); its unit is back",
                         entry.request_id, self.sale_id, reason)
-            await self.ctx.redis.publish(k.stock_channel(), self.sale_id)
             self.engine.count_dead_letter()
 
     async def reclaim(self) -> None:
@@ -295,12 +163,12 @@ class SaleWorker:
                 entries = [Entry.parse(i, f) for i, f in claimed]
                 doomed = [e for e in entries if deliveries.get(e.entry_id, 1) > s.max_deliveries]
                 if doomed:
-                    await self.acknowledge(await give_up(self.ctx, self.sale, doomed, "undeliverable"),
+                    await self.acknowledge(await seckill_orders.give_up(self.ctx, self.sale, doomed, "undeliverable"),
                                            deliveries)
                 rest = [e for e in entries if e not in doomed]
                 if rest:
                     await self.process(rest, None, deliveries)
-            if start in ("0-0", b"0-0"):
+            if start == "0-0":
                 return
 
     async def trim(self) -> None:
@@ -398,11 +266,11 @@ class Engine:
         followed = set()
         for sale in await seckill.active_sales(self.ctx):
             sale_id = sale["id"]
-            if not await seckill.is_warm(self.ctx, sale_id):
-                await seckill.rebuild_state(self.ctx, sale_id)
+            if not await seckill_state.is_warm(self.ctx, sale_id):
+                await seckill_state.rebuild_state(self.ctx, sale_id)
             live = sale["start_time"] <= now < sale["end_time"]
             if now >= sale["end_time"] and sale_id not in self.expiring:
-                await seckill.expire_state(self.ctx, sale)  # results stay readable for a while
+                await seckill_state.expire_state(self.ctx, sale)  # results stay readable for a while
                 self.expiring.add(sale_id)
             worker = self.workers.get(sale_id)
             if worker is None:
@@ -477,14 +345,10 @@ async def _sleep(stop: asyncio.Event, seconds: float) -> None:
 
 
 async def engine_ctx(app: web.Application):
-    """Cleanup context: the admission path always; the background work when settings allow."""
-    ctx = app[CTX]
-    admission = Admission(ctx)
-    app[ADMISSION] = admission
-    engine = Engine(ctx, admission)
+    """Cleanup context: the background work, when settings allow; stopped before Admission closes."""
+    engine = Engine(app[CTX], app[ADMISSION])
     app[ENGINE] = engine
-    if ctx.settings.background_tasks:
+    if engine.ctx.settings.background_tasks:
         engine.start()
     yield
     await engine.stop()
-    await admission.close()

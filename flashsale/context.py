@@ -28,8 +28,6 @@ class Context:
     scripts: Scripts
     mailer: Any = field(default_factory=LogMailer)
     order_numbers: OrderNumbers = field(default_factory=OrderNumbers)
-    # per-process parts that later subsystems attach (scripts, sold-out flags, metrics)
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
 def open_redis(settings: Settings) -> Redis:

@@ -14,6 +14,11 @@ from flashsale.settings import Settings
 # Every connection speaks UTC, so CURRENT_TIMESTAMP(3) and UTC_TIMESTAMP(3) agree.
 INIT_COMMAND = "SET time_zone = '+00:00', sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ENGINE_SUBSTITUTION'"
 
+# MySQL's error numbers that services turn into refusals (see errno())
+DUP_ENTRY = 1062  # a unique key already holds the value
+ROW_IS_REFERENCED = 1451  # a foreign key of another row still names this one
+NO_REFERENCED_ROW = 1452  # the row a foreign key would name does not exist
+
 
 def connect_kwargs(settings: Settings, database: str | None = "") -> dict[str, Any]:
     kwargs: dict[str, Any] = dict(
@@ -91,5 +96,6 @@ async def transaction(pool: Pool) -> AsyncIterator[DictCursor]:
             await conn.commit()
 
 
-def last_insert_id(cur: DictCursor) -> int:
-    return cur.lastrowid
+def errno(exc: Exception) -> int | None:
+    """MySQL's error number of an asyncmy error (DUP_ENTRY...), or None."""
+    return exc.args[0] if exc.args else None

@@ -137,5 +137,5 @@ class LastAdmin(Refusal):
     reason, message = "last_admin", "The last admin cannot be removed."
 
 
-class Self(Refusal):
+class OwnAccount(Refusal):
     reason, message = "self", "You cannot do that to your own account."

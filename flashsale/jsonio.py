@@ -1,4 +1,6 @@
-"""JSON through orjson: the contract's envelope, money as "19.90", times as ISO 8601 UTC with Z."""
+"""JSON through orjson: money as "19.90", times as ISO 8601 UTC with Z, the list shape.
+
+No web code here, so services may use it; webjson.py puts it in the HTTP envelope."""
 from __future__ import annotations
 
 import datetime as dt
@@ -6,7 +8,6 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 import orjson
-from aiohttp import web
 
 CENTS = Decimal("0.01")
 UTC = dt.timezone.utc
@@ -77,36 +78,7 @@ def dumps(obj: Any) -> bytes:
     return orjson.dumps(obj, default=_default, option=orjson.OPT_PASSTHROUGH_DATETIME)
 
 
-def envelope(data: Any = None, *, status: int = 200, msg: str = "ok",
-             headers: dict[str, str] | None = None) -> web.Response:
-    body = dumps({"code": status, "msg": msg, "data": data})
-    return web.Response(body=body, status=status, content_type="application/json", headers=headers)
-
-
 def page_data(items: list[Any], page: int, per_page: int, total: int) -> dict[str, Any]:
     """The contract's list envelope: `{items, page, per_page, total, pages}`."""
     pages = (total + per_page - 1) // per_page if per_page > 0 else 0
     return {"items": items, "page": page, "per_page": per_page, "total": total, "pages": pages}
-
-
-async def read_json(request: web.Request) -> dict[str, Any]:
-    """The request's JSON object body; a form body is accepted too (pages post forms)."""
-    from flashsale.errors import Validation
-
-    if request.content_type == "application/json":
-        raw = await request.read()
-        if not raw:
-            return {}
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise Validation({"body": "Not valid JSON."}) from None
-        if not isinstance(body, dict):
-            raise Validation({"body": "Expected a JSON object."})
-        return body
-    if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        form = await request.post()
-        return {k: v for k, v in form.items() if isinstance(v, str)}
-    if not request.body_exists:
-        return {}
-    raise Validation({"body": "Send application/json."})

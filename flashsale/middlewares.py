@@ -15,15 +15,15 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from flashsale.appkeys import REQUEST_ID
 from flashsale.errors import Refusal, Unauthenticated
-from flashsale.jsonio import envelope
 from flashsale.templating import page_context
+from flashsale.webjson import envelope
 
 log = logging.getLogger("flashsale.errors")
 
-# aiohttp's own HTTP errors, named as the contract names them
 # MySQL or Redis out of reach: 503, never a 500 with internals
 UNAVAILABLE_ERRORS = (OperationalError, RedisConnectionError, RedisTimeoutError, OSError)
 
+# aiohttp's own HTTP errors, named as the contract names them
 HTTP_REASONS = {
     400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
     405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type",

@@ -1,4 +1,4 @@
-"""Fixed-window counters in Redis: failed logins, reset requests, purchase calls."""
+"""Fixed-window counters in Redis: failed logins and reset requests (admit.lua counts purchase calls)."""
 from __future__ import annotations
 
 from redis.asyncio import Redis

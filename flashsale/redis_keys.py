@@ -23,10 +23,6 @@ class Keys:
     def reset_request_ip(self, ip: str) -> str:
         return f"{self.prefix}rl:reset:ip:{ip}"
 
-    def rate(self, name: str, subject: str | int) -> str:
-        """A generic fixed-window counter, e.g. rate('purchase', user_id)."""
-        return f"{self.prefix}rl:{name}:{subject}"
-
     # flash sales: everything of sale N under the tag {sale:N}
     def sale_tag(self, sale_id: int) -> str:
         return f"{self.prefix}fs:{{sale:{sale_id}}}"

@@ -86,7 +86,6 @@ class RedisMux:
         self.outbox: list[bytes] = []
         self.connecting: asyncio.Future | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.closed = False
 
     def call(self, *args: Any) -> asyncio.Future:
         """Queue one command; the returned future holds its reply."""
@@ -142,7 +141,6 @@ class RedisMux:
                 future.set_exception(exc)
 
     async def close(self) -> None:
-        self.closed = True
         if self.transport is not None:
             self.transport.close()
             self.transport = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from flashsale.appkeys import SETTINGS
-from flashsale.services.catalog import upload_root
+from flashsale.services.goods_photos import upload_root
 from flashsale.settings import ROOT
 from flashsale.static_files import add_static
 from flashsale.views.api import accounts as api_accounts

@@ -12,7 +12,7 @@ from PIL import Image
 
 from flashsale import db
 from flashsale.jsonio import utcnow
-from flashsale.services import catalog
+from flashsale.services import catalog, catalog_admin, goods_photos
 
 from tests.support.auth import login
 from tests.support.factory import unique
@@ -246,7 +246,7 @@ async def test_stock_bounds_are_accepted(admin_client, factory):
 async def test_admin_updates_some_goods_fields_and_keeps_the_rest(admin_client, ctx, factory):
     client, _, headers = admin_client
     category, other = await factory.category(), await factory.category()
-    goods = await catalog.create_goods(ctx, {**GOODS_BODY, "category_id": category})
+    goods = await catalog_admin.create_goods(ctx, {**GOODS_BODY, "category_id": category})
     r = await client.put(f"/api/admin/goods/{goods['id']}",
                          json={"price": "279.00", "stock": 7, "category_id": other, "original_price": None},
                          headers=headers)
@@ -260,7 +260,7 @@ async def test_admin_updates_some_goods_fields_and_keeps_the_rest(admin_client, 
 
 async def test_updating_goods_validates_the_result(admin_client, ctx, factory):
     client, _, headers = admin_client
-    goods = await catalog.create_goods(ctx, {**GOODS_BODY, "category_id": await factory.category()})
+    goods = await catalog_admin.create_goods(ctx, {**GOODS_BODY, "category_id": await factory.category()})
     r = await client.put(f"/api/admin/goods/{goods['id']}", json={"price": "500.00", "category_id": 999_999_999},
                          headers=headers)
     assert r.status == 400
@@ -419,8 +419,8 @@ async def test_deleting_goods_removes_its_picture(admin_client, ctx, settings, f
 
 
 async def test_a_stored_path_outside_the_upload_directory_is_never_removed(settings, tmp_path):
-    assert catalog._stored_path(settings, "../../etc/passwd") is None
-    assert catalog._stored_path(settings, "goods/a.png") == (Path(settings.upload_dir) / "goods/a.png").resolve()
+    assert goods_photos.stored_path(settings, "../../etc/passwd") is None
+    assert goods_photos.stored_path(settings, "goods/a.png") == (Path(settings.upload_dir) / "goods/a.png").resolve()
 
 
 async def test_admin_page_login_then_api_flow(client, factory):

@@ -14,7 +14,7 @@ from aiohttp import FormData
 from PIL import Image
 
 from flashsale import db
-from flashsale.services import catalog, orders
+from flashsale.services import catalog, catalog_admin, orders
 
 from tests.support.auth import login
 from tests.support.factory import unique
@@ -147,7 +147,7 @@ async def test_category_is_created_renamed_and_refused_deletion_while_in_use(adm
     assert row == {"name": name + " & Herbs", "description": "More"}
     assert flashes(await page(client, "/admin/categories")) == ["Category saved."]
 
-    await catalog.create_goods(ctx, {"category_id": category_id, "name": "Green tea", "price": "3.00"})
+    await catalog_admin.create_goods(ctx, {"category_id": category_id, "name": "Green tea", "price": "3.00"})
     location, _ = await post(client, f"/admin/categories/{category_id}/delete", token)
     assert flashes(await page(client, location)) == ["The category still has goods; move or delete them first."]
     assert await db.fetch_value(ctx.db, "SELECT COUNT(*) FROM categories WHERE id = %s", (category_id,)) == 1

@@ -14,7 +14,7 @@ from flashsale import db
 from flashsale.db import connect_kwargs
 from flashsale.jsonio import utcnow
 from flashsale.migrate import migrate
-from flashsale.services import catalog
+from flashsale.services import catalog, catalog_admin
 
 from tests.support.isolation import drop_database, RUN_ID
 
@@ -310,7 +310,7 @@ async def test_admin_goods_list_reads_goods_first_in_index_order(plan_db, catego
 
 async def test_goods_detail_has_details_category_related_and_no_sale(client, ctx, factory):
     category = await factory.category(name=word("cat"))
-    goods = await catalog.create_goods(ctx, {
+    goods = await catalog_admin.create_goods(ctx, {
         "category_id": category, "name": "Hush Pro Headphones", "description": "Quiet.", "price": "1999.00",
         "original_price": "2499.00", "stock": 110, "brand": "Hush", "model": "Pro", "weight": "250 g",
         "dimensions": "190 x 170 x 80 mm", "material": "Leather", "warranty": "2 years"})
@@ -423,7 +423,7 @@ async def test_categories_page_links_each_category_with_its_count(client, factor
 
 async def test_goods_page_shows_details_buy_form_and_related(client, ctx, factory):
     category = await factory.category()
-    goods = await catalog.create_goods(ctx, {
+    goods = await catalog_admin.create_goods(ctx, {
         "category_id": category, "name": "Morning Kettle", "description": "Boils water.", "price": "199.00",
         "original_price": "259.00", "stock": 5, "brand": "HomeJoy", "warranty": "1 year"})
     related = await factory.goods(category_id=category)

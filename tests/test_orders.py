@@ -8,7 +8,8 @@ import pytest
 
 from flashsale import db
 from flashsale.errors import BadStatus, NotFound
-from flashsale.services import orders, seckill
+from flashsale.jsonio import utcnow
+from flashsale.services import orders, seckill, seckill_state
 
 from tests.support.auth import login
 from tests.support.orders import ADDRESS, flash_order, goods_row, order_count, set_status
@@ -57,7 +58,7 @@ def released(monkeypatch):
         status = await db.fetch_value(ctx.db, "SELECT status FROM orders WHERE flash_sale_id = %s", (sale_id,))
         calls.append((sale_id, user_id, units, status))
 
-    monkeypatch.setattr(seckill, "release_units", fake_release)
+    monkeypatch.setattr(seckill_state, "release_units", fake_release)
     return calls
 
 
@@ -391,7 +392,7 @@ async def test_cancel_flash_order_returns_units_to_the_sale_then_to_redis(user_c
 async def test_cancel_flash_order_gives_the_units_back_to_the_warm_sale(user_client, factory, ctx):
     client, user, headers = user_client
     order_id, sale_id = await flash_order(ctx, user["id"], await factory.goods(sales=2), quantity=2)
-    assert await seckill.rebuild_state(ctx, sale_id)
+    assert await seckill_state.rebuild_state(ctx, sale_id)
     stock_key, buyers_key = ctx.keys.sale_stock(sale_id), ctx.keys.sale_buyers(sale_id)
     assert (await ctx.redis.get(stock_key), await ctx.redis.hgetall(buyers_key)) == ("8", {str(user["id"]): "2"})
     r = await client.post(f"/api/orders/{order_id}/cancel", headers=headers)

@@ -6,9 +6,10 @@ import contextlib
 
 from flashsale import db
 from flashsale.appkeys import CTX, ENGINE
-from flashsale.auth import cache_addresses, cache_auth_state
-from flashsale.consumers import Entry, SaleWorker, write_batch
-from flashsale.services import seckill
+from flashsale.consumers import SaleWorker
+from flashsale.services import seckill, seckill_state
+from flashsale.services.auth_cache import cache_addresses, cache_auth_state
+from flashsale.services.seckill_orders import Entry, write_batch
 
 from tests.support.auth import session_cookie
 from tests.support.factory import Factory
@@ -333,14 +334,14 @@ async def test_lost_redis_state_is_rebuilt_once_from_mysql(aiohttp_client, make_
     await wait_until(lambda: rebuilt(ctx, sale["id"]), what="the rebuild the purchase asked for in the background")
     await ctx.redis.delete(k.sale_window(sale["id"]), k.sale_stock(sale["id"]), k.sale_buyers(sale["id"]))
 
-    results = await asyncio.gather(*[seckill.rebuild_state(ctx, sale["id"]) for _ in range(5)])
+    results = await asyncio.gather(*[seckill_state.rebuild_state(ctx, sale["id"]) for _ in range(5)])
     assert sorted(results) == [False] * 4 + [True]
     assert await remaining(ctx, sale["id"]) == 10 - 2 - 2  # two live orders, two in the stream
     held = await ctx.redis.hgetall(k.sale_buyers(sale["id"]))
     assert held == {str(p["id"]): "1" for p in people[1:5]}
     # a started process never overwrites live state
     await ctx.redis.set(k.sale_stock(sale["id"]), 3)
-    assert await seckill.rebuild_state(ctx, sale["id"]) is False
+    assert await seckill_state.rebuild_state(ctx, sale["id"]) is False
     assert await remaining(ctx, sale["id"]) == 3
 
 
@@ -351,7 +352,7 @@ async def test_two_processes_starting_together_rebuild_once(aiohttp_client, make
     k = ctx.keys
     await ctx.redis.delete(k.sale_window(sale["id"]), k.sale_stock(sale["id"]), k.sale_buyers(sale["id"]))
     await asyncio.gather(aiohttp_client(make_app()), aiohttp_client(make_app()))
-    await wait_until(lambda: seckill.is_warm(ctx, sale["id"]), timeout=5)
+    await wait_until(lambda: seckill_state.is_warm(ctx, sale["id"]), timeout=5)
     assert await remaining(ctx, sale["id"]) == 8
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from flashsale import db
 from flashsale.seed import DEMO_SHOPPER, GOODS, SALES, seed_demo
-from flashsale.services import orders, seckill
+from flashsale.services import orders, seckill, seckill_state
 
 from tests.support.auth import login, session_cookie
 from tests.support.factory import unique
@@ -235,7 +235,7 @@ async def test_seed_demo_schedules_one_live_and_one_upcoming_sale_once(settings,
         assert sale["total_stock"] == stock and sale["per_user_limit"] == 1
         assert abs((sale["start_time"] - created).total_seconds() - start_in_s) < 5
         assert sale["end_time"] - sale["start_time"] == dt.timedelta(seconds=length_s)
-        assert await seckill.is_warm(ctx, sale_id)
+        assert await seckill_state.is_warm(ctx, sale_id)
         found[sale["state"]] = sale
     assert set(found) == {"live", "upcoming"}
     assert found["live"]["total_stock"] == 20 and found["upcoming"]["total_stock"] == 50

@@ -13,7 +13,7 @@ import pytest
 
 from flashsale import db
 from flashsale.appkeys import CTX
-from flashsale.auth import cache_addresses, cache_auth_state
+from flashsale.services.auth_cache import cache_addresses, cache_auth_state
 from flashsale.settings import ROOT
 
 from tests.support.auth import session_cookie

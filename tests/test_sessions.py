@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 
 from flashsale import db
-from flashsale.auth import auth_state, cache_auth_state
+from flashsale.services.auth_cache import auth_state, cache_auth_state
 
 from tests.support.auth import login
 from tests.support.factory import PASSWORD

@@ -11,20 +11,20 @@ from typing import Any
 from asyncmy.errors import IntegrityError
 
 from flashsale import db, ratelimit
-from flashsale.auth import cache_addresses, cache_auth_state
 from flashsale.context import Context
 from flashsale.errors import (
-    Banned, BadCredentials, EmailTaken, InvalidToken, NotFound, PhoneTaken, UsernameTaken,
-    WrongOldPassword,
+    Banned, BadCredentials, EmailTaken, HasOrders, InvalidToken, LastAdmin, NotFound, OwnAccount, PhoneTaken,
+    UsernameTaken, WrongOldPassword,
 )
 from flashsale.passwords import needs_rehash
+from flashsale.services.auth_cache import cache_addresses, cache_auth_state
 from flashsale.validate import EMAIL, PHONE, USERNAME, Fields
 
 log = logging.getLogger(__name__)
 
 USER_COLUMNS = "id, username, role, email, phone, is_active, session_epoch, created_at"
 
-# -> lastrowid; 1062 on uq_users_username / uq_users_email / uq_users_phone
+# -> lastrowid; DUP_ENTRY on uq_users_username / uq_users_email / uq_users_phone
 INSERT_USER = """
 INSERT INTO users (username, email, phone, password_hash, role)
 VALUES (%s, %s, %s, %s, %s)"""
@@ -139,7 +139,7 @@ async def register(ctx: Context, body: dict[str, Any], *, role: str = "user",
             await cur.execute(USER_BY_ID, (user_id,))
             row = await cur.fetchone()
     except IntegrityError as exc:
-        if exc.args and exc.args[0] == 1062:
+        if db.errno(exc) == db.DUP_ENTRY:
             raise _duplicate(exc) from None
         raise
     return user_json(row)
@@ -258,8 +258,6 @@ async def list_users(ctx: Context, q: str, page: int, per_page: int) -> tuple[li
 
 async def update_user(ctx: Context, actor_id: int, user_id: int, body: dict[str, Any]) -> dict[str, Any]:
     """Admin edit of role, ban flag and contact; a ban or role change ends the user's sessions."""
-    from flashsale.errors import LastAdmin, Self
-
     current = await get_user(ctx, user_id)
     fields = Fields(body)
     role = fields.choice("role", ROLES, required=False, default=current["role"])
@@ -271,7 +269,7 @@ async def update_user(ctx: Context, actor_id: int, user_id: int, body: dict[str,
         phone = new_phone if "phone" in body else phone
     fields.check()
     if user_id == actor_id and (role != current["role"] or not active):
-        raise Self()
+        raise OwnAccount()
     losing_admin = current["role"] == "admin" and current["is_active"] and (role != "admin" or not active)
     try:
         async with db.transaction(ctx.db) as cur:
@@ -283,7 +281,7 @@ async def update_user(ctx: Context, actor_id: int, user_id: int, body: dict[str,
             await cur.execute(USER_BY_ID, (user_id,))
             row = await cur.fetchone()
     except IntegrityError as exc:
-        if exc.args and exc.args[0] == 1062:
+        if db.errno(exc) == db.DUP_ENTRY:
             raise _duplicate(exc) from None
         raise
     await cache_auth_state(ctx, user_id, row["session_epoch"], row["role"], bool(row["is_active"]))
@@ -291,10 +289,8 @@ async def update_user(ctx: Context, actor_id: int, user_id: int, body: dict[str,
 
 
 async def delete_user(ctx: Context, actor_id: int, user_id: int) -> None:
-    from flashsale.errors import HasOrders, LastAdmin, Self
-
     if user_id == actor_id:
-        raise Self()
+        raise OwnAccount()
     current = await get_user(ctx, user_id)
     try:
         async with db.transaction(ctx.db) as cur:
@@ -307,8 +303,8 @@ async def delete_user(ctx: Context, actor_id: int, user_id: int) -> None:
                     raise LastAdmin()
             await cur.execute(DELETE_USER, (user_id,))
     except IntegrityError as exc:
-        # 1451: an order arrived after the count (fk_orders_user is the one key that keeps a user)
-        if exc.args and exc.args[0] == 1451:
+        # ROW_IS_REFERENCED: an order arrived after the count (fk_orders_user is the one key that keeps a user)
+        if db.errno(exc) == db.ROW_IS_REFERENCED:
             raise HasOrders() from None
         raise
     await ctx.redis.delete(ctx.keys.user_auth(user_id))

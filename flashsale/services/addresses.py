@@ -4,9 +4,9 @@ from __future__ import annotations
 from typing import Any
 
 from flashsale import db
-from flashsale.auth import forget_addresses
 from flashsale.context import Context
 from flashsale.errors import LimitReached, NotFound
+from flashsale.services.auth_cache import forget_addresses
 from flashsale.validate import PHONE, Fields
 
 MAX_PER_USER = 20

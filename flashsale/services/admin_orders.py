@@ -68,7 +68,7 @@ SELECT r.id, r.admin_id, r.content, r.created_at, u.username AS admin_name
 REMARK_BY_ID = """
 SELECT r.id, r.admin_id, r.content, r.created_at, u.username AS admin_name
   FROM order_remarks r LEFT JOIN users u ON u.id = r.admin_id WHERE r.id = %s"""
-# -> lastrowid; 1452 when the order does not exist
+# -> lastrowid; NO_REFERENCED_ROW when the order does not exist
 INSERT_REMARK = "INSERT INTO order_remarks (order_id, admin_id, content) VALUES (%s, %s, %s)"
 # -> 1 when the order exists
 ORDER_EXISTS = "SELECT 1 FROM orders WHERE id = %s"
@@ -269,7 +269,7 @@ async def add_remark(ctx: Context, admin_id: int, order_id: int, body: dict[str,
             await cur.execute(INSERT_REMARK, (order_id, admin_id, content))
             remark_id = cur.lastrowid
     except IntegrityError as exc:
-        if exc.args and exc.args[0] == 1452:  # fk_order_remarks_order: no such order
+        if db.errno(exc) == db.NO_REFERENCED_ROW:  # fk_order_remarks_order: no such order
             raise NotFound("No such order.") from None
         raise
     return remark_json(await db.fetch_one(ctx.db, REMARK_BY_ID, (remark_id,)))

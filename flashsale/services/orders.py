@@ -12,7 +12,8 @@ from redis.exceptions import RedisError
 from flashsale import db
 from flashsale.context import Context
 from flashsale.errors import BadStatus, Expired, NotFound, OutOfStock, Validation
-from flashsale.services import seckill
+from flashsale.services import seckill_state
+from flashsale.services.goods_photos import photo_url
 from flashsale.validate import Fields
 
 log = logging.getLogger(__name__)
@@ -22,7 +23,6 @@ PAYMENT_METHODS = frozenset({"alipay", "wechat", "card"})
 MAX_QUANTITY = 99
 MAX_ID = 2**63 - 1
 MAX_TOTAL = Decimal("99999999.99")  # DECIMAL(10,2)
-PLACEHOLDER_PHOTO = "/static/img/placeholder.svg"
 
 ORDER_COLUMNS = """
 o.id, o.order_number, o.user_id, o.status, o.goods_id, g.name AS goods_name, g.photo AS goods_photo,
@@ -114,10 +114,6 @@ SELECT id FROM orders
  ORDER BY pay_deadline LIMIT %s"""
 
 
-def photo_url(photo: str | None) -> str:
-    return "/static/uploads/" + photo if photo else PLACEHOLDER_PHOTO
-
-
 def order_json(row: dict[str, Any]) -> dict[str, Any]:
     """The contract's `order` object."""
     return {
@@ -201,7 +197,7 @@ async def place_order(ctx: Context, user_id: int, body: dict[str, Any]) -> dict[
             await cur.execute(ORDER_BY_ID, (order_id,))
             row = await cur.fetchone()
     except IntegrityError as exc:
-        if exc.args and exc.args[0] == 1452:  # the address was deleted while we wrote the order
+        if db.errno(exc) == db.NO_REFERENCED_ROW:  # the address was deleted while we wrote the order
             raise Validation({"address_id": "Choose one of your addresses."}) from None
         raise
     return order_json(row)
@@ -302,7 +298,7 @@ async def cancel_order(ctx: Context, order_id: int, *, owner_id: int | None, act
         await cur.execute(INSERT_LOG, (order_id, order["status"], "cancelled", actor_id, actor, remark[:255]))
     if sale_id is not None:
         try:
-            await seckill.release_units(ctx, sale_id, order["user_id"], q)
+            await seckill_state.release_units(ctx, sale_id, order["user_id"], q)
         except RedisError:
             # the cancel stands (MySQL holds the truth); say so loudly rather than answer a failure
             log.exception("order %s cancelled but its units did not reach sale %s in Redis", order_id, sale_id)

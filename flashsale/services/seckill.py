@@ -1,17 +1,18 @@
-"""Flash sales: scheduling in MySQL, warm state in Redis, rebuild, results and give-backs."""
+"""Flash sales: reading and scheduling them in MySQL, and purchase results.
+
+The sale's warm state in Redis (the admission script's view of it) is in seckill_state.py."""
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from typing import Any
 
 from flashsale import db
 from flashsale.context import Context
-from flashsale.errors import BadStatus, NotFound, Refusal, Unavailable, Validation
-from flashsale.jsonio import money, parse_money, parse_time, utcnow
+from flashsale.errors import BadStatus, NotFound, Validation
+from flashsale.jsonio import parse_money, parse_time, utcnow
+from flashsale.services import seckill_state
+from flashsale.services.goods_photos import photo_url
 from flashsale.validate import Fields
-
-log = logging.getLogger(__name__)
 
 SALE_COLUMNS = """
 s.id, s.goods_id, s.price, s.total_stock, s.sold, s.per_user_limit, s.start_time, s.end_time,
@@ -57,23 +58,11 @@ UPDATE flash_sales SET goods_id = %s, price = %s, total_stock = %s, per_user_lim
 # 1: cancelled by this call
 CANCEL_SALE = "UPDATE flash_sales SET status = 'cancelled' WHERE id = %s AND status = 'scheduled'"
 # -> the row, locked while an edit decides
-LOCK_SALE = "SELECT id, goods_id, total_stock, sold, start_time, end_time, status FROM flash_sales WHERE id = %s FOR UPDATE"
-# -> per user, units held by the sale's orders that are not cancelled (for a rebuild)
-HELD_BY_ORDERS = """
-SELECT request_id, user_id, quantity FROM orders
- WHERE flash_sale_id = %s AND status <> 'cancelled'"""
-# -> request ids that already ended as an order (any status) or an explicit failure
-ENDED_REQUESTS = """
-SELECT request_id FROM orders WHERE flash_sale_id = %s AND request_id IS NOT NULL
-UNION ALL
-SELECT request_id FROM seckill_failures WHERE flash_sale_id = %s"""
+LOCK_SALE_FOR_EDIT = "SELECT id, goods_id, total_stock, sold, start_time, end_time, status FROM flash_sales WHERE id = %s FOR UPDATE"
 # -> the user's latest order from this sale (when Redis lost the result)
 LATEST_ORDER_OF_USER = """
 SELECT id FROM orders WHERE flash_sale_id = %s AND user_id = %s ORDER BY id DESC LIMIT 1"""
-# -> the explicit failure of one request
-FAILURE_OF = "SELECT reason FROM seckill_failures WHERE request_id = %s"
 
-REBUILD_LOCK_MS = 30_000
 MAX_STOCK = 10_000_000
 MAX_LIMIT = 99
 
@@ -82,14 +71,6 @@ async def server_time(ctx: Context) -> dt.datetime:
     """Redis's clock: the admission script decides the window by it, so pages count down to it."""
     seconds, micros = await ctx.redis.time()
     return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).replace(microsecond=micros // 1000 * 1000)
-
-
-def _ms(value: dt.datetime) -> int:
-    return int(value.replace(tzinfo=dt.timezone.utc).timestamp() * 1000)
-
-
-def photo_url(photo: str | None) -> str:
-    return f"/static/uploads/{photo}" if photo else "/static/img/placeholder.svg"
 
 
 def sale_state(row: dict[str, Any], now: dt.datetime) -> str:
@@ -212,7 +193,7 @@ async def create_sale(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
                                         values["per_user_limit"], values["start_time"], values["end_time"]))
         sale_id = cur.lastrowid
     row = await get_sale_row(ctx, sale_id)
-    await write_state(ctx, row, stock=row["total_stock"])
+    await seckill_state.write_state(ctx, row, stock=row["total_stock"])
     return sale_json(row, row["total_stock"], utcnow())
 
 
@@ -222,7 +203,7 @@ async def update_sale(ctx: Context, sale_id: int, body: dict[str, Any]) -> dict[
     current = await get_sale_row(ctx, sale_id)
     values = _sale_fields(body, current)
     async with db.transaction(ctx.db) as cur:
-        await cur.execute(LOCK_SALE, (sale_id,))
+        await cur.execute(LOCK_SALE_FOR_EDIT, (sale_id,))
         locked = await cur.fetchone()
         if locked["status"] != "scheduled" or locked["end_time"] <= now:
             raise BadStatus("Only a scheduled sale that has not ended can be changed.")
@@ -244,7 +225,7 @@ async def update_sale(ctx: Context, sale_id: int, body: dict[str, Any]) -> dict[
                                         sale_id))
         delta = values["total_stock"] - locked["total_stock"]
     row = await get_sale_row(ctx, sale_id)
-    remaining = await adjust_state(ctx, row, delta)
+    remaining = await seckill_state.adjust_state(ctx, row, delta)
     return sale_json(row, remaining, utcnow())
 
 
@@ -259,127 +240,11 @@ async def cancel_sale(ctx: Context, sale_id: int) -> dict[str, Any]:
     if await db.execute(ctx.db, CANCEL_SALE, (sale_id,)) != 1:
         raise BadStatus("The sale is already cancelled.")
     row = await get_sale_row(ctx, sale_id)
-    await adjust_state(ctx, row, 0)
+    await seckill_state.adjust_state(ctx, row, 0)
     return sale_json(row, None, utcnow())
 
 
-# --- warm state in Redis ---------------------------------------------------------------------
-
-def _window_args(row: dict[str, Any]) -> list[Any]:
-    return [_ms(row["start_time"]), _ms(row["end_time"]), row["per_user_limit"], money(row["price"]),
-            row["status"]]
-
-
-async def write_state(ctx: Context, row: dict[str, Any], *, stock: int,
-                      buyers: dict[int, int] | None = None) -> bool:
-    """Write a sale's window, stock and buyers where Redis holds none; True when written."""
-    k = ctx.keys
-    pairs: list[Any] = []
-    for user_id, units in (buyers or {}).items():
-        pairs += [user_id, units]
-    written = await ctx.scripts.rebuild(
-        keys=[k.sale_window(row["id"]), k.sale_stock(row["id"]), k.sale_buyers(row["id"])],
-        args=_window_args(row) + [stock] + pairs)
-    await ctx.redis.sadd(k.active_sales(), row["id"])
-    return bool(written)
-
-
-async def adjust_state(ctx: Context, row: dict[str, Any], stock_delta: int) -> int | None:
-    """Apply an edit to the warm state; None when the state is missing (a rebuild writes it)."""
-    k = ctx.keys
-    remaining = await ctx.scripts.adjust(
-        keys=[k.sale_window(row["id"]), k.sale_stock(row["id"])],
-        args=_window_args(row) + [stock_delta])
-    if int(remaining) < 0:
-        return None
-    if stock_delta > 0:
-        await ctx.redis.publish(k.stock_channel(), row["id"])
-    return int(remaining)
-
-
-async def expire_state(ctx: Context, row: dict[str, Any]) -> None:
-    """Let an ended sale's Redis keys go settings.sale_state_keep_s after its end."""
-    k, sale_id = ctx.keys, row["id"]
-    at_ms = _ms(row["end_time"]) + ctx.settings.sale_state_keep_s * 1000
-    keys = [k.sale_window(sale_id), k.sale_stock(sale_id), k.sale_buyers(sale_id), k.sale_stream(sale_id),
-            k.sale_results(sale_id), k.sale_user_request(sale_id), k.sale_stats(sale_id),
-            k.sale_dead(sale_id), k.sale_released(sale_id)]
-    async with ctx.redis.pipeline(transaction=False) as pipe:
-        for key in keys:
-            pipe.pexpireat(key, at_ms)
-        await pipe.execute()
-
-
-async def is_warm(ctx: Context, sale_id: int) -> bool:
-    return bool(await ctx.redis.exists(ctx.keys.sale_window(sale_id)))
-
-
-async def _requests_in_stream(ctx: Context, sale_id: int) -> dict[str, int]:
-    """request id -> user id for every entry still in the sale's stream."""
-    found: dict[str, int] = {}
-    key, start = ctx.keys.sale_stream(sale_id), "-"
-    while True:
-        entries = await ctx.redis.xrange(key, min=start, max="+", count=1000)
-        for entry_id, fields in entries:
-            found[fields["r"]] = int(fields["u"])
-        if len(entries) < 1000:
-            return found
-        start = "(" + entries[-1][0]
-
-
-async def rebuild_state(ctx: Context, sale_id: int) -> bool:
-    """Rebuild a sale's lost Redis state from MySQL, once, under a lock; True when this call wrote it.
-
-    remaining = total - (orders that hold stock, and requests still in the stream that have not
-    ended yet, counted once by request id). The stream is read before MySQL, so an entry that
-    becomes an order in between is counted once (as an order), never zero times.
-    """
-    k = ctx.keys
-    if await is_warm(ctx, sale_id):
-        return False
-    if not await ctx.redis.set(k.sale_rebuild_lock(sale_id), ctx.settings.consumer_name or "x",
-                               nx=True, px=REBUILD_LOCK_MS):
-        return False
-    try:
-        if await is_warm(ctx, sale_id):
-            return False
-        in_stream = await _requests_in_stream(ctx, sale_id)
-        row = await get_sale_row(ctx, sale_id)
-        held = await db.fetch_all(ctx.db, HELD_BY_ORDERS, (sale_id,))
-        ended = {r["request_id"] for r in await db.fetch_all(ctx.db, ENDED_REQUESTS, (sale_id, sale_id))}
-        buyers: dict[int, int] = {}
-        units = 0
-        for r in held:
-            buyers[r["user_id"]] = buyers.get(r["user_id"], 0) + r["quantity"]
-            units += r["quantity"]
-        for request_id, user_id in in_stream.items():
-            if request_id not in ended:
-                buyers[user_id] = buyers.get(user_id, 0) + 1
-                units += 1
-        remaining = max(0, row["total_stock"] - units)
-        written = await write_state(ctx, row, stock=remaining, buyers=buyers)
-        if written:
-            log.warning("rebuilt Redis state of sale %s from MySQL: remaining %s, %s buyers",
-                        sale_id, remaining, len(buyers))
-        return written
-    finally:
-        await ctx.redis.delete(k.sale_rebuild_lock(sale_id))
-
-
-# --- give-backs and results ------------------------------------------------------------------
-
-async def release_units(ctx: Context, sale_id: int, user_id: int, units: int) -> None:
-    """Give units of a cancelled flash-sale order back to the sale's Redis stock and buyer slot.
-
-    Call it only after the MySQL transaction that cancelled the order (and lowered
-    flash_sales.sold) committed, and only when that cancel changed a row.
-    """
-    k = ctx.keys
-    remaining = await ctx.scripts.release(keys=[k.sale_stock(sale_id), k.sale_buyers(sale_id)],
-                                          args=[user_id, units])
-    if int(remaining) >= 0:
-        await ctx.redis.publish(k.stock_channel(), sale_id)
-
+# --- purchase results ------------------------------------------------------------------------
 
 async def purchase_result(ctx: Context, sale_id: int, user_id: int) -> dict[str, Any]:
     """The outcome of the user's latest purchase request in this sale."""
@@ -402,21 +267,4 @@ def result_json(request_id: str, outcome: str | None) -> dict[str, Any]:
     if status == "success":
         return {"status": "success", "request_id": request_id, "order_id": int(detail)}
     return {"status": "failed", "request_id": request_id, "reason": detail}
-
-
-def admission_refusal(code: int, detail: int) -> Refusal:
-    """Map admit.lua's code to the contract's refusal."""
-    from flashsale.errors import AlreadyPurchased, Ended, NotStarted, RateLimited, SoldOut
-
-    if code == 1:
-        return SoldOut()
-    if code == 2:
-        return NotStarted(data={"starts_in_ms": int(detail)})
-    if code in (3, 4):
-        return Ended()
-    if code == 5:
-        return AlreadyPurchased()
-    if code == 6:
-        return RateLimited(retry_after_s=max(1, -(-int(detail) // 1000)))
-    return Unavailable("The sale is warming up; try again in a moment.")
 

@@ -9,7 +9,7 @@ from redis.exceptions import ResponseError
 from flashsale import db
 from flashsale.appkeys import ENGINE
 from flashsale.context import Context
-from flashsale.services import seckill
+from flashsale.services import seckill, seckill_state
 
 from tests.support.factory import unique
 
@@ -91,4 +91,4 @@ async def consumers_reading(ctx: Context, sale_id: int, prefix: str) -> bool:
 
 async def rebuilt(ctx: Context, sale_id: int) -> bool:
     """The sale's Redis state is warm and no rebuild holds its lock any more."""
-    return await seckill.is_warm(ctx, sale_id) and not await ctx.redis.exists(ctx.keys.sale_rebuild_lock(sale_id))
+    return await seckill_state.is_warm(ctx, sale_id) and not await ctx.redis.exists(ctx.keys.sale_rebuild_lock(sale_id))

@@ -5,8 +5,8 @@ from aiohttp import web
 
 from flashsale.appkeys import CTX, SETTINGS
 from flashsale.auth import csrf_token, end_session, require_user, start_session
-from flashsale.jsonio import envelope, read_json
 from flashsale.services import accounts
+from flashsale.webjson import envelope, read_json
 
 routes = web.RouteTableDef()
 

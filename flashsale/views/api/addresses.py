@@ -5,8 +5,8 @@ from aiohttp import web
 
 from flashsale.appkeys import CTX
 from flashsale.auth import require_user
-from flashsale.jsonio import envelope, read_json
 from flashsale.services import addresses
+from flashsale.webjson import envelope, read_json
 
 routes = web.RouteTableDef()
 

@@ -8,9 +8,10 @@ from aiohttp import web
 from flashsale.appkeys import CTX
 from flashsale.auth import require_admin
 from flashsale.errors import TooLarge, Validation
-from flashsale.jsonio import envelope, page_data, read_json
-from flashsale.services import catalog
+from flashsale.jsonio import page_data
+from flashsale.services import catalog, catalog_admin, goods_photos
 from flashsale.validate import Fields, page_params
+from flashsale.webjson import envelope, read_json
 
 routes = web.RouteTableDef()
 
@@ -28,21 +29,21 @@ async def list_categories(request: web.Request) -> web.Response:
 @routes.post("/api/admin/categories")
 async def create_category(request: web.Request) -> web.Response:
     await require_admin(request)
-    category = await catalog.create_category(request.app[CTX], await read_json(request))
+    category = await catalog_admin.create_category(request.app[CTX], await read_json(request))
     return envelope({"category": category}, status=201, msg="category created")
 
 
 @routes.put(r"/api/admin/categories/{id:\d{1,18}}")
 async def update_category(request: web.Request) -> web.Response:
     await require_admin(request)
-    category = await catalog.update_category(request.app[CTX], id_of(request), await read_json(request))
+    category = await catalog_admin.update_category(request.app[CTX], id_of(request), await read_json(request))
     return envelope({"category": category}, msg="category updated")
 
 
 @routes.delete(r"/api/admin/categories/{id:\d{1,18}}")
 async def delete_category(request: web.Request) -> web.Response:
     await require_admin(request)
-    await catalog.delete_category(request.app[CTX], id_of(request))
+    await catalog_admin.delete_category(request.app[CTX], id_of(request))
     return envelope(None, msg="category deleted")
 
 
@@ -68,21 +69,21 @@ async def get_goods(request: web.Request) -> web.Response:
 @routes.post("/api/admin/goods")
 async def create_goods(request: web.Request) -> web.Response:
     await require_admin(request)
-    goods = await catalog.create_goods(request.app[CTX], await read_json(request))
+    goods = await catalog_admin.create_goods(request.app[CTX], await read_json(request))
     return envelope({"goods": goods}, status=201, msg="goods created")
 
 
 @routes.put(r"/api/admin/goods/{id:\d{1,18}}")
 async def update_goods(request: web.Request) -> web.Response:
     await require_admin(request)
-    goods = await catalog.update_goods(request.app[CTX], id_of(request), await read_json(request))
+    goods = await catalog_admin.update_goods(request.app[CTX], id_of(request), await read_json(request))
     return envelope({"goods": goods}, msg="goods updated")
 
 
 @routes.delete(r"/api/admin/goods/{id:\d{1,18}}")
 async def delete_goods(request: web.Request) -> web.Response:
     await require_admin(request)
-    await catalog.delete_goods(request.app[CTX], id_of(request))
+    await catalog_admin.delete_goods(request.app[CTX], id_of(request))
     return envelope(None, msg="goods deleted")
 
 
@@ -96,8 +97,8 @@ async def upload_photo(request: web.Request) -> web.Response:
     field = form.get("photo")
     if field is None or isinstance(field, str):
         raise Validation({"photo": "Attach a picture file."})
-    data = await asyncio.to_thread(field.file.read, catalog.MAX_PHOTO_BYTES + 1)
-    if len(data) > catalog.MAX_PHOTO_BYTES:
+    data = await asyncio.to_thread(field.file.read, goods_photos.MAX_PHOTO_BYTES + 1)
+    if len(data) > goods_photos.MAX_PHOTO_BYTES:
         raise TooLarge("The picture is larger than 5 MB.")
-    goods = await catalog.set_goods_photo(request.app[CTX], id_of(request), data)
+    goods = await catalog_admin.set_goods_photo(request.app[CTX], id_of(request), data)
     return envelope({"goods": goods}, msg="picture saved")

@@ -7,9 +7,10 @@ from aiohttp import web
 
 from flashsale.appkeys import CTX
 from flashsale.auth import require_admin
-from flashsale.jsonio import envelope, page_data, read_json, utcnow
+from flashsale.jsonio import page_data, utcnow
 from flashsale.services import admin_orders
 from flashsale.validate import page_params
+from flashsale.webjson import envelope, read_json
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()

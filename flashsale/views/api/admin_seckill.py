@@ -6,10 +6,11 @@ from aiohttp import web
 from flashsale.appkeys import CTX
 from flashsale.auth import require_admin
 from flashsale.errors import Validation
-from flashsale.jsonio import envelope, page_data, read_json
+from flashsale.jsonio import page_data
 from flashsale.services import seckill
 from flashsale.validate import page_params
 from flashsale.views.api.seckill import STATES, sale_id_of
+from flashsale.webjson import envelope, read_json
 
 routes = web.RouteTableDef()
 

@@ -6,9 +6,9 @@ from aiohttp import web
 from flashsale.appkeys import CTX
 from flashsale.auth import require_admin
 from flashsale.errors import Validation
-from flashsale.jsonio import envelope
 from flashsale.services import admin_stats
 from flashsale.validate import Fields
+from flashsale.webjson import envelope
 
 routes = web.RouteTableDef()
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from flashsale.appkeys import CTX
-from flashsale.jsonio import envelope, page_data
+from flashsale.jsonio import page_data
 from flashsale.services import catalog
 from flashsale.validate import page_params
+from flashsale.webjson import envelope
 
 routes = web.RouteTableDef()
 

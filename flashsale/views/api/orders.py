@@ -5,9 +5,10 @@ from aiohttp import web
 
 from flashsale.appkeys import CTX
 from flashsale.auth import require_user
-from flashsale.jsonio import envelope, page_data, read_json
+from flashsale.jsonio import page_data
 from flashsale.services import orders
 from flashsale.validate import page_params
+from flashsale.webjson import envelope, read_json
 
 routes = web.RouteTableDef()
 

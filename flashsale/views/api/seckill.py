@@ -11,10 +11,11 @@ from flashsale.appkeys import ADMISSION, CTX
 from flashsale.sessions import read_session_fast
 from flashsale.csrf import checks_own_csrf
 from flashsale.errors import CsrfFailed, NotFound, Unauthenticated, Validation
-from flashsale.jsonio import dumps, envelope, page_data, read_json
+from flashsale.jsonio import dumps, page_data
 from flashsale.services import seckill
 from flashsale.services.orders import PAYMENT_METHODS
 from flashsale.validate import page_params
+from flashsale.webjson import envelope, read_json
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()

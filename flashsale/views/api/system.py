@@ -8,8 +8,8 @@ from aiohttp import web
 
 from flashsale import db
 from flashsale.appkeys import CTX
-from flashsale.jsonio import envelope
 from flashsale.services import seckill
+from flashsale.webjson import envelope
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()

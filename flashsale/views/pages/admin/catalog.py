@@ -10,7 +10,7 @@ from aiohttp import web
 from flashsale.appkeys import CTX
 from flashsale.errors import Refusal, TooLarge, Validation
 from flashsale.jsonio import page_data
-from flashsale.services import catalog
+from flashsale.services import catalog, catalog_admin, goods_photos
 from flashsale.templating import flash
 from flashsale.validate import Fields, int_param
 from flashsale.views.pages.admin.common import act, admin_page, back_to, form_body, id_of, refusal_text
@@ -44,7 +44,7 @@ async def create_category(request: web.Request) -> web.Response:
     await admin_page(request)
     body = await form_body(request)
     try:
-        category = await catalog.create_category(request.app[CTX], body)
+        category = await catalog_admin.create_category(request.app[CTX], body)
     except Refusal as exc:
         errors = exc.errors if isinstance(exc, Validation) else {"name": exc.message}
         return await _render_categories(request, form=body, errors=errors, error=exc.message, status=exc.status)
@@ -56,14 +56,14 @@ async def create_category(request: web.Request) -> web.Response:
 async def update_category(request: web.Request) -> web.Response:
     await admin_page(request)
     body = await form_body(request)
-    return await act(request, catalog.update_category(request.app[CTX], id_of(request), body),
+    return await act(request, catalog_admin.update_category(request.app[CTX], id_of(request), body),
                      "Category saved.", "/admin/categories")
 
 
 @routes.post(r"/admin/categories/{id:\d{1,9}}/delete")
 async def delete_category(request: web.Request) -> web.Response:
     await admin_page(request)
-    return await act(request, catalog.delete_category(request.app[CTX], id_of(request)),
+    return await act(request, catalog_admin.delete_category(request.app[CTX], id_of(request)),
                      "Category deleted.", "/admin/categories")
 
 
@@ -97,7 +97,7 @@ async def _render_goods_form(request: web.Request, *, goods: dict[str, Any] | No
         "goods": goods, "form": form, "errors": errors or {}, "error": error,
         "categories": await catalog.admin_list_categories(request.app[CTX]),
         "spec_fields": [(name, GOODS_SPEC_LABELS[name], max_len) for name, max_len in catalog.SPEC_FIELDS],
-        "max_photo_mb": catalog.MAX_PHOTO_BYTES // (1024 * 1024),
+        "max_photo_mb": goods_photos.MAX_PHOTO_BYTES // (1024 * 1024),
     }, status=status)
 
 
@@ -119,7 +119,7 @@ async def create_goods(request: web.Request) -> web.Response:
     await admin_page(request)
     body = await form_body(request)
     try:
-        goods = await catalog.create_goods(request.app[CTX], body)
+        goods = await catalog_admin.create_goods(request.app[CTX], body)
     except Refusal as exc:
         errors = exc.errors if isinstance(exc, Validation) else {}
         return await _render_goods_form(request, goods=None, form=body, errors=errors, error=exc.message,
@@ -142,7 +142,7 @@ async def update_goods(request: web.Request) -> web.Response:
     goods = await catalog.admin_get_goods(ctx, id_of(request))
     body = await form_body(request)
     try:
-        await catalog.update_goods(ctx, goods["id"], body)  # an emptied original price clears it
+        await catalog_admin.update_goods(ctx, goods["id"], body)  # an emptied original price clears it
     except Refusal as exc:
         errors = exc.errors if isinstance(exc, Validation) else {}
         return await _render_goods_form(request, goods=goods, form=body, errors=errors, error=exc.message,
@@ -162,10 +162,10 @@ async def upload_photo(request: web.Request) -> web.Response:
     try:
         if field is None or isinstance(field, str) or not field.filename:
             raise Validation({"photo": "Choose a picture file."})
-        data = await asyncio.to_thread(field.file.read, catalog.MAX_PHOTO_BYTES + 1)
-        if len(data) > catalog.MAX_PHOTO_BYTES:
+        data = await asyncio.to_thread(field.file.read, goods_photos.MAX_PHOTO_BYTES + 1)
+        if len(data) > goods_photos.MAX_PHOTO_BYTES:
             raise TooLarge("The picture is larger than 5 MB.")
-        await catalog.set_goods_photo(request.app[CTX], goods_id, data)
+        await catalog_admin.set_goods_photo(request.app[CTX], goods_id, data)
     except Refusal as exc:
         await flash(request, refusal_text(exc), "danger")
     else:
@@ -180,5 +180,5 @@ async def delete_goods(request: web.Request) -> web.Response:
     back = back_to(body, "/admin/goods")
     # from its own page, a deleted item goes back to the list; a refusal stays where it was
     after = "/admin/goods" if back.split("?")[0] == f"/admin/goods/{id_of(request)}" else back
-    return await act(request, catalog.delete_goods(request.app[CTX], id_of(request)),
+    return await act(request, catalog_admin.delete_goods(request.app[CTX], id_of(request)),
                      "Goods deleted.", after, refused=back)
