@@ -15,6 +15,7 @@ from PIL import Image
 
 from flashsale import db
 from flashsale.services import catalog, catalog_admin, orders
+from flashsale.static_files import static_url
 
 from tests.support.auth import login
 from tests.support.factory import unique
@@ -121,7 +122,7 @@ async def test_dashboard_shows_figures_chart_data_and_live_sales(admin_page, fac
     assert set(data["status_counts"]) == {"pending", "paid", "shipped", "completed", "cancelled"}
     assert "Dashboard Drum" in text and 'id="daily-chart"' in text and 'id="status-chart"' in text
     assert re.search(rf'<tr data-sale-id="{sale["id"]}">.*?12 / 12', text, re.S)
-    assert "/static/vendor/chartjs/chart.umd.min.js" in text and "/static/js/admin.js" in text
+    assert static_url("vendor/chartjs/chart.umd.min.js") in text and static_url("js/admin.js") in text
     assert 'data-testid="figure-to-ship"' in text
 
 

@@ -15,6 +15,7 @@ from flashsale.db import connect_kwargs
 from flashsale.jsonio import utcnow
 from flashsale.migrate import migrate
 from flashsale.services import catalog, catalog_admin
+from flashsale.static_files import static_url
 
 from tests.support.isolation import drop_database, RUN_ID
 
@@ -449,7 +450,7 @@ async def test_goods_page_shows_its_upcoming_flash_sale_with_a_countdown(client,
     html = await (await client.get(f"/goods/{goods_id}")).text()
     assert 'data-testid="flash-sale-box"' in html
     assert f'href="/seckill/{sale_id}"' in html and "¥4.50" in html
-    assert 'data-countdown="' in html and "/static/js/shop.js" in html
+    assert 'data-countdown="' in html and static_url("js/shop.js") in html
 
 
 async def test_unknown_goods_page_is_a_404_page(client):

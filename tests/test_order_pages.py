@@ -9,6 +9,7 @@ import pytest
 
 from flashsale import db
 from flashsale.services import addresses, orders
+from flashsale.static_files import static_url
 
 from tests.support.auth import login
 from tests.support.orders import ADDRESS, flash_order, goods_row, order_count, set_status
@@ -251,7 +252,7 @@ async def test_pending_flash_order_shows_a_pay_countdown(page_user, factory, ctx
     deadline = await db.fetch_value(ctx.db, "SELECT pay_deadline FROM orders WHERE id = %s", (order_id,))
     assert re.search(r'data-testid="pay-deadline"', html)
     assert f'data-countdown="{deadline.strftime("%Y-%m-%dT%H:%M:%S.")}' in html
-    assert "/static/js/shop.js" in html and "Flash sale" in html
+    assert static_url("js/shop.js") in html and "Flash sale" in html
 
 
 async def test_expired_flash_order_page_pay_says_expired(page_user, factory, ctx):

@@ -10,6 +10,7 @@ import pytest
 from flashsale import db
 from flashsale.seed import DEMO_SHOPPER, GOODS, SALES, seed_demo
 from flashsale.services import orders, seckill, seckill_state
+from flashsale.static_files import static_url
 
 from tests.support.auth import login, session_cookie
 from tests.support.factory import unique
@@ -153,7 +154,7 @@ async def test_sale_page_for_anonymous_offers_a_login_link_and_no_buy_button(cli
     assert f'href="/login?next=/seckill/{live["id"]}" data-testid="login-to-buy"' in html
     assert "Log in to buy" in html
     assert 'data-testid="buy-button"' not in html and 'id="buy-form"' not in html
-    assert '<script src="/static/js/seckill.js"></script>' in html
+    assert f'<script src="{static_url("js/seckill.js")}"></script>' in html
     assert f'data-sale-id="{live["id"]}"' in html and 'data-state="live"' in html
 
 
