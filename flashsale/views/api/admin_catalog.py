@@ -11,12 +11,9 @@ from flashsale.errors import TooLarge, Validation
 from flashsale.jsonio import envelope, page_data, read_json
 from flashsale.services import catalog
 from flashsale.validate import Fields, page_params
+from flashsale.views.common import id_of
 
 routes = web.RouteTableDef()
-
-
-def id_of(request: web.Request) -> int:
-    return int(request.match_info["id"])
 
 
 @routes.get("/api/admin/categories")
