@@ -126,7 +126,6 @@ DELETE_GOODS = "DELETE FROM goods WHERE id = %s"
 # 0 or 1: the picture path is set
 SET_PHOTO = "UPDATE goods SET photo = %s WHERE id = %s"
 
-CATEGORY_TEXT = (("name", 1, 64, True), ("description", 0, 500, False))
 # specification columns: name, max length
 SPEC_FIELDS = (("brand", 100), ("model", 100), ("weight", 64), ("dimensions", 100),
                ("material", 100), ("warranty", 100))
