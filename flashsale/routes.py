@@ -20,10 +20,14 @@ from flashsale.views.api import admin_seckill as api_admin_seckill
 from flashsale.views.api import system as api_system
 from flashsale.views.pages import accounts as page_accounts
 from flashsale.views.pages import addresses as page_addresses
-from flashsale.views.pages import admin as page_admin
 from flashsale.views.pages import orders as page_orders
 from flashsale.views.pages import seckill as page_seckill
 from flashsale.views.pages import shop as page_shop
+from flashsale.views.pages.admin import catalog as admin_catalog
+from flashsale.views.pages.admin import dashboard as admin_dashboard
+from flashsale.views.pages.admin import orders as admin_orders
+from flashsale.views.pages.admin import seckill as admin_seckill
+from flashsale.views.pages.admin import users as admin_users
 
 ROUTE_TABLES = [
     api_system.routes,
@@ -42,7 +46,11 @@ ROUTE_TABLES = [
     api_admin_seckill.routes,
     api_admin_orders.routes,
     api_admin_stats.routes,
-    *page_admin.ROUTE_TABLES,
+    admin_dashboard.routes,
+    admin_orders.routes,
+    admin_catalog.routes,
+    admin_seckill.routes,
+    admin_users.routes,
 ]
 
 

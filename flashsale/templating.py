@@ -1,4 +1,5 @@
-"""What every page template gets: the user, the CSRF token, flash messages, formatting filters."""
+"""What every page template gets: the user, the CSRF token, flash messages, formatting filters and
+the shared labels."""
 from __future__ import annotations
 
 import warnings
@@ -12,6 +13,7 @@ from aiohttp_session import get_session
 from flashsale.auth import csrf_token, current_user
 from flashsale.jsonio import iso, money
 from flashsale.static_files import static_url
+from flashsale.labels import ORDER_STATUS_LABELS, PAYMENT_CHOICES, PAYMENT_LABELS
 
 FLASH_KEY = "flash"
 
@@ -57,6 +59,9 @@ def _display_time(value) -> str:
 
 
 def add_filters(env: jinja2.Environment) -> None:
+    """The formatting filters, and the label tables as globals (imported macros see them too)."""
+    env.globals.update(ORDER_STATUS_LABELS=ORDER_STATUS_LABELS, PAYMENT_CHOICES=PAYMENT_CHOICES,
+                       PAYMENT_LABELS=PAYMENT_LABELS)
     env.filters["money"] = lambda v: money(v) if v is not None else ""
     env.filters["iso"] = iso
     env.filters["when"] = _display_time

@@ -12,7 +12,7 @@ from PIL import Image
 
 from flashsale import db
 from flashsale.jsonio import utcnow
-from flashsale.services import catalog, catalog_admin, goods_photos
+from flashsale.services import catalog_admin, goods_photos
 
 from tests.support.auth import login
 from tests.support.factory import unique

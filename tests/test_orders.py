@@ -8,8 +8,7 @@ import pytest
 
 from flashsale import db
 from flashsale.errors import BadStatus, NotFound
-from flashsale.jsonio import utcnow
-from flashsale.services import orders, seckill, seckill_state
+from flashsale.services import orders, seckill_state
 
 from tests.support.auth import login
 from tests.support.orders import ADDRESS, flash_order, goods_row, order_count, set_status

@@ -14,6 +14,7 @@ from flashsale.context import Context
 from flashsale.errors import BadStatus, Expired, NotFound, OutOfStock, Validation
 from flashsale.services import seckill_state
 from flashsale.services.goods_photos import photo_url
+from flashsale.services import addresses
 from flashsale.validate import Fields
 
 log = logging.getLogger(__name__)
@@ -23,6 +24,7 @@ PAYMENT_METHODS = frozenset({"alipay", "wechat", "card"})
 MAX_QUANTITY = 99
 MAX_ID = 2**63 - 1
 MAX_TOTAL = Decimal("99999999.99")  # DECIMAL(10,2)
+NEW_ADDRESS_PREFIX = "new_"  # checkout(): a new address's errors, as its form fields are named
 
 ORDER_COLUMNS = """
 o.id, o.order_number, o.user_id, o.status, o.goods_id, g.name AS goods_name, g.photo AS goods_photo,
@@ -201,6 +203,32 @@ async def place_order(ctx: Context, user_id: int, body: dict[str, Any]) -> dict[
             raise Validation({"address_id": "Choose one of your addresses."}) from None
         raise
     return order_json(row)
+
+
+async def checkout(ctx: Context, user_id: int, body: dict[str, Any],
+                   new_address: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Place an order, first adding `new_address` to the book when the buyer typed one instead of
+    choosing: both are checked before either is written, so a bad order keeps no new address.
+
+    One Validation carries every error, a new address's under NEW_ADDRESS_PREFIX. Once the address is
+    written, `body["address_id"]` is its id, so a form shown again after a refusal has it chosen.
+    """
+    errors: dict[str, str] = {}
+    try:
+        clean_order(body, need_address=new_address is None)
+    except Validation as exc:
+        errors.update(exc.errors)
+    if new_address is not None:
+        try:
+            addresses.clean_address(new_address)
+        except Validation as exc:
+            errors.update({NEW_ADDRESS_PREFIX + k: v for k, v in exc.errors.items()})
+    if errors:
+        raise Validation(errors)
+    if new_address is not None:
+        address = await addresses.create_address(ctx, user_id, new_address)
+        body["address_id"] = str(address["id"])
+    return await place_order(ctx, user_id, body)
 
 
 async def list_orders(ctx: Context, user_id: int, status: str, page: int,

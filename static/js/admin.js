@@ -2,7 +2,6 @@
 (function () {
   "use strict";
 
-  const STATUS_LABELS = { pending: "To pay", paid: "Paid", shipped: "Shipped", completed: "Completed", cancelled: "Cancelled" };
   const STATUS_COLORS = { pending: "#ffc107", paid: "#0dcaf0", shipped: "#0d6efd", completed: "#198754", cancelled: "#adb5bd" };
 
   function drawCharts() {
@@ -36,12 +35,13 @@
     }
     const status = document.getElementById("status-chart");
     if (status) {
-      const keys = Object.keys(STATUS_LABELS);
+      const labels = data.status_labels; // status -> label, in the life cycle's order (labels.py)
+      const keys = Object.keys(labels);
       const counts = keys.map(function (k) { return data.status_counts[k] || 0; });
       new window.Chart(status, {
         type: "doughnut",
         data: {
-          labels: keys.map(function (k) { return STATUS_LABELS[k]; }),
+          labels: keys.map(function (k) { return labels[k]; }),
           datasets: [{ data: counts, backgroundColor: keys.map(function (k) { return STATUS_COLORS[k]; }) }],
         },
         options: { responsive: true, maintainAspectRatio: false, animation: false,

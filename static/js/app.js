@@ -1,4 +1,5 @@
-// FlashSale page helpers: JSON calls that carry the session's CSRF token.
+// FlashSale page helpers: JSON calls that carry the session's CSRF token, the server's clock and a
+// countdown loop on it, and the behaviour templates ask for with data- attributes (no inline script).
 (function () {
   "use strict";
   const token = () => document.querySelector('meta[name="csrf-token"]')?.content || "";
@@ -35,5 +36,32 @@
     return (d ? d + "d " : "") + hh + ":" + mm + ":" + ss;
   }
 
-  window.FlashSale = { api, syncClock, serverNow, formatLeft };
+  // Calls paint(t) with t = now() at once and then at every whole second, or sooner when paint says
+  // when the next start or end is; paint returns the ms to it, Infinity when only the seconds move,
+  // or null when nothing counts down any more (the loop stops). Returns the tick, to repaint at will.
+  function countdown(paint, now) {
+    let timer = null;
+    function tick() {
+      window.clearTimeout(timer);
+      const t = now();
+      const next = paint(t);
+      if (next === null) return;
+      const wait = Math.min(1000 - (((t % 1000) + 1000) % 1000), next > 0 ? next : Infinity);
+      timer = window.setTimeout(tick, wait + 5);
+    }
+    return tick;
+  }
+
+  // <form data-confirm="Question?"> (or a submit button with it) asks before it posts
+  document.addEventListener("submit", function (event) {
+    const question = (event.submitter && event.submitter.dataset.confirm) || event.target.dataset.confirm;
+    if (question && !window.confirm(question)) event.preventDefault();
+  });
+
+  // <select data-autosubmit> posts its form as soon as it changes
+  document.addEventListener("change", function (event) {
+    if (event.target.matches("select[data-autosubmit]") && event.target.form) event.target.form.submit();
+  });
+
+  window.FlashSale = { api, syncClock, serverNow, formatLeft, countdown };
 })();

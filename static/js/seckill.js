@@ -64,21 +64,16 @@
   if (root) sales.push(root);
   if (!sales.length) return;
 
-  let timer = null;
-  function tick() {
-    window.clearTimeout(timer);
-    const t = now();
-    let wait = 1000 - (((t % 1000) + 1000) % 1000); // to the next whole second
-    let running = false;
+  // every second, and exactly at a start or an end
+  const tick = FS.countdown(function (t) {
+    let next = null;
     sales.forEach((el) => {
       const left = paint(el, t);
-      if (left === null) return;
-      running = true;
-      if (left > 0) wait = Math.min(wait, left); // wake exactly at a start or an end
+      if (left !== null) next = Math.min(next === null ? Infinity : next, left);
     });
     if (root) onPhase(phaseOf(root, t));
-    if (running) timer = window.setTimeout(tick, wait + 5);
-  }
+    return next;
+  }, now);
 
   // --- the sale page ----------------------------------------------------------------------------
   const id = root ? root.dataset.saleId : null;

@@ -1,26 +1,24 @@
 // Shop pages: countdowns to a flash sale's start or end, on the server's clock.
 (function () {
   "use strict";
+  const FS = window.FlashSale;
   const clocks = document.querySelectorAll("[data-countdown]");
-  if (!clocks.length || !window.FlashSale) return;
+  if (!clocks.length || !FS) return;
 
-  let timer = null;
-  function tick() {
-    window.clearTimeout(timer);
-    const now = window.FlashSale.serverNow();
+  const tick = FS.countdown(function (now) {
     let running = false;
     clocks.forEach(function (el) {
       const left = Date.parse(el.dataset.countdown) - now;
       if (left > 0) {
-        el.textContent = window.FlashSale.formatLeft(left);
+        el.textContent = FS.formatLeft(left);
         running = true;
       } else {
         el.textContent = el.dataset.done || "00:00:00";
       }
     });
-    if (running) timer = window.setTimeout(tick, 1000 - (now % 1000) + 5);
-  }
+    return running ? Infinity : null;
+  }, FS.serverNow);
 
   tick();
-  window.FlashSale.syncClock().catch(function () { return 0; }).then(tick);
+  FS.syncClock().catch(function () { return 0; }).then(tick);
 })();

@@ -3,18 +3,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from flashsale.appkeys import CTX, SETTINGS
+from flashsale.appkeys import CTX
 from flashsale.auth import csrf_token, end_session, require_user, start_session
 from flashsale.services import accounts
 from flashsale.webjson import envelope, read_json
+from flashsale.views.common import link_base
 
 routes = web.RouteTableDef()
-
-
-def link_base(request: web.Request) -> str:
-    """Where links in mail point: the configured public URL, since a Host header is the client's to forge."""
-    public_url = request.app[SETTINGS].public_url
-    return public_url.rstrip("/") if public_url else f"{request.scheme}://{request.host}"
 
 
 @routes.post("/api/auth/register")

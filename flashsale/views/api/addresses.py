@@ -7,6 +7,7 @@ from flashsale.appkeys import CTX
 from flashsale.auth import require_user
 from flashsale.services import addresses
 from flashsale.webjson import envelope, read_json
+from flashsale.views.common import id_of
 
 routes = web.RouteTableDef()
 
@@ -27,14 +28,14 @@ async def create_address(request: web.Request) -> web.Response:
 @routes.get(r"/api/addresses/{id:\d+}")
 async def get_address(request: web.Request) -> web.Response:
     user = await require_user(request)
-    address = await addresses.get_address(request.app[CTX], user.id, int(request.match_info["id"]))
+    address = await addresses.get_address(request.app[CTX], user.id, id_of(request))
     return envelope({"address": address})
 
 
 @routes.put(r"/api/addresses/{id:\d+}")
 async def update_address(request: web.Request) -> web.Response:
     user = await require_user(request)
-    address = await addresses.update_address(request.app[CTX], user.id, int(request.match_info["id"]),
+    address = await addresses.update_address(request.app[CTX], user.id, id_of(request),
                                              await read_json(request))
     return envelope({"address": address}, msg="address saved")
 
@@ -42,12 +43,12 @@ async def update_address(request: web.Request) -> web.Response:
 @routes.delete(r"/api/addresses/{id:\d+}")
 async def delete_address(request: web.Request) -> web.Response:
     user = await require_user(request)
-    await addresses.delete_address(request.app[CTX], user.id, int(request.match_info["id"]))
+    await addresses.delete_address(request.app[CTX], user.id, id_of(request))
     return envelope(None, msg="address deleted")
 
 
 @routes.post(r"/api/addresses/{id:\d+}/default")
 async def set_default(request: web.Request) -> web.Response:
     user = await require_user(request)
-    address = await addresses.set_default(request.app[CTX], user.id, int(request.match_info["id"]))
+    address = await addresses.set_default(request.app[CTX], user.id, id_of(request))
     return envelope({"address": address}, msg="default address set")

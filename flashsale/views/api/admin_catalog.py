@@ -12,12 +12,9 @@ from flashsale.jsonio import page_data
 from flashsale.services import catalog, catalog_admin, goods_photos
 from flashsale.validate import Fields, page_params
 from flashsale.webjson import envelope, read_json
+from flashsale.views.common import id_of
 
 routes = web.RouteTableDef()
-
-
-def id_of(request: web.Request) -> int:
-    return int(request.match_info["id"])
 
 
 @routes.get("/api/admin/categories")

@@ -11,13 +11,10 @@ from flashsale.jsonio import page_data, utcnow
 from flashsale.services import admin_orders
 from flashsale.validate import page_params
 from flashsale.webjson import envelope, read_json
+from flashsale.views.common import id_of
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
-
-
-def _order_id(request: web.Request) -> int:
-    return int(request.match_info["id"])
 
 
 @routes.get("/api/admin/orders")
@@ -59,18 +56,18 @@ async def export_orders(request: web.Request) -> web.StreamResponse:
 @routes.get(r"/api/admin/orders/{id:\d{1,18}}")
 async def get_order(request: web.Request) -> web.Response:
     await require_admin(request)
-    return envelope({"order": await admin_orders.get_order(request.app[CTX], _order_id(request))})
+    return envelope({"order": await admin_orders.get_order(request.app[CTX], id_of(request))})
 
 
 @routes.post(r"/api/admin/orders/{id:\d{1,18}}/status")
 async def set_status(request: web.Request) -> web.Response:
     admin = await require_admin(request)
-    order = await admin_orders.set_status(request.app[CTX], admin.id, _order_id(request), await read_json(request))
+    order = await admin_orders.set_status(request.app[CTX], admin.id, id_of(request), await read_json(request))
     return envelope({"order": order}, msg=f"order {order['status']}")
 
 
 @routes.post(r"/api/admin/orders/{id:\d{1,18}}/remarks")
 async def add_remark(request: web.Request) -> web.Response:
     admin = await require_admin(request)
-    remark = await admin_orders.add_remark(request.app[CTX], admin.id, _order_id(request), await read_json(request))
+    remark = await admin_orders.add_remark(request.app[CTX], admin.id, id_of(request), await read_json(request))
     return envelope({"remark": remark}, status=201, msg="remark added")

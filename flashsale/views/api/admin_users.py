@@ -9,12 +9,9 @@ from flashsale.jsonio import page_data
 from flashsale.services import accounts
 from flashsale.validate import page_params
 from flashsale.webjson import envelope, read_json
+from flashsale.views.common import id_of
 
 routes = web.RouteTableDef()
-
-
-def user_id_of(request: web.Request) -> int:
-    return int(request.match_info["id"])
 
 
 @routes.get("/api/admin/users")
@@ -29,19 +26,19 @@ async def list_users(request: web.Request) -> web.Response:
 @routes.get(r"/api/admin/users/{id:\d{1,18}}")
 async def get_user(request: web.Request) -> web.Response:
     await require_admin(request)
-    row = await accounts.get_user(request.app[CTX], user_id_of(request))
+    row = await accounts.get_user(request.app[CTX], id_of(request))
     return envelope({"user": accounts.admin_user_json(row)})
 
 
 @routes.put(r"/api/admin/users/{id:\d{1,18}}")
 async def update_user(request: web.Request) -> web.Response:
     admin = await require_admin(request)
-    user = await accounts.update_user(request.app[CTX], admin.id, user_id_of(request), await read_json(request))
+    user = await accounts.update_user(request.app[CTX], admin.id, id_of(request), await read_json(request))
     return envelope({"user": user}, msg="user updated")
 
 
 @routes.delete(r"/api/admin/users/{id:\d{1,18}}")
 async def delete_user(request: web.Request) -> web.Response:
     admin = await require_admin(request)
-    await accounts.delete_user(request.app[CTX], admin.id, user_id_of(request))
+    await accounts.delete_user(request.app[CTX], admin.id, id_of(request))
     return envelope(None, msg="user deleted")

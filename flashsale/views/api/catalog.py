@@ -8,6 +8,7 @@ from flashsale.jsonio import page_data
 from flashsale.services import catalog
 from flashsale.validate import page_params
 from flashsale.webjson import envelope
+from flashsale.views.common import id_of
 
 routes = web.RouteTableDef()
 
@@ -27,4 +28,4 @@ async def list_goods(request: web.Request) -> web.Response:
 
 @routes.get(r"/api/goods/{id:\d{1,18}}")
 async def get_goods(request: web.Request) -> web.Response:
-    return envelope(await catalog.get_goods(request.app[CTX], int(request.match_info["id"])))
+    return envelope(await catalog.get_goods(request.app[CTX], id_of(request)))

@@ -9,12 +9,9 @@ from flashsale.jsonio import page_data
 from flashsale.services import orders
 from flashsale.validate import page_params
 from flashsale.webjson import envelope, read_json
+from flashsale.views.common import id_of
 
 routes = web.RouteTableDef()
-
-
-def _order_id(request: web.Request) -> int:
-    return int(request.match_info["id"])
 
 
 @routes.post("/api/orders")
@@ -36,21 +33,21 @@ async def list_orders(request: web.Request) -> web.Response:
 @routes.get(r"/api/orders/{id:\d+}")
 async def get_order(request: web.Request) -> web.Response:
     user = await require_user(request)
-    order = await orders.get_order(request.app[CTX], _order_id(request), owner_id=user.id)
+    order = await orders.get_order(request.app[CTX], id_of(request), owner_id=user.id)
     return envelope({"order": order})
 
 
 @routes.post(r"/api/orders/{id:\d+}/pay")
 async def pay_order(request: web.Request) -> web.Response:
     user = await require_user(request)
-    order = await orders.pay_order(request.app[CTX], user.id, _order_id(request))
+    order = await orders.pay_order(request.app[CTX], user.id, id_of(request))
     return envelope({"order": order}, msg="paid")
 
 
 @routes.post(r"/api/orders/{id:\d+}/cancel")
 async def cancel_order(request: web.Request) -> web.Response:
     user = await require_user(request)
-    order = await orders.cancel_order(request.app[CTX], _order_id(request), owner_id=user.id,
+    order = await orders.cancel_order(request.app[CTX], id_of(request), owner_id=user.id,
                                       actor="user", actor_id=user.id)
     return envelope({"order": order}, msg="cancelled")
 
@@ -58,12 +55,12 @@ async def cancel_order(request: web.Request) -> web.Response:
 @routes.post(r"/api/orders/{id:\d+}/confirm")
 async def confirm_order(request: web.Request) -> web.Response:
     user = await require_user(request)
-    order = await orders.confirm_order(request.app[CTX], user.id, _order_id(request))
+    order = await orders.confirm_order(request.app[CTX], user.id, id_of(request))
     return envelope({"order": order}, msg="completed")
 
 
 @routes.delete(r"/api/orders/{id:\d+}")
 async def delete_order(request: web.Request) -> web.Response:
     user = await require_user(request)
-    await orders.hide_order(request.app[CTX], user.id, _order_id(request))
+    await orders.hide_order(request.app[CTX], user.id, id_of(request))
     return envelope(None, msg="deleted")

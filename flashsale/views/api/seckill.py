@@ -1,4 +1,4 @@
-"""JSON flash-sale routes: list, detail, purchase (the hot path), result and live updates."""
+"""JSON flash-sale routes: the list (shoppers' and admins'), detail, purchase (the hot path), result and live updates."""
 from __future__ import annotations
 
 import asyncio
@@ -8,14 +8,16 @@ import logging
 from aiohttp import WSMsgType, web
 
 from flashsale.appkeys import ADMISSION, CTX
-from flashsale.sessions import read_session_fast
+from flashsale.auth import require_admin
 from flashsale.csrf import checks_own_csrf
-from flashsale.errors import CsrfFailed, NotFound, Unauthenticated, Validation
+from flashsale.errors import CsrfFailed, Unauthenticated, Validation
 from flashsale.jsonio import dumps, page_data
 from flashsale.services import seckill
 from flashsale.services.orders import PAYMENT_METHODS
+from flashsale.sessions import read_session_fast
 from flashsale.validate import page_params
 from flashsale.webjson import envelope, read_json
+from flashsale.views.common import id_of
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -23,13 +25,6 @@ routes = web.RouteTableDef()
 STATES = frozenset({"live", "upcoming", "ended"})
 LIVE_INTERVAL_S = 1.0
 LIVE_KEEPALIVE_S = 15.0
-
-
-def sale_id_of(request: web.Request) -> int:
-    try:
-        return int(request.match_info["id"])
-    except ValueError:
-        raise NotFound() from None
 
 
 @routes.get("/api/seckill")
@@ -42,10 +37,17 @@ async def list_sales(request: web.Request) -> web.Response:
     return envelope(page_data(items, page, per_page, total))
 
 
+@routes.get("/api/admin/seckill")
+async def admin_list_sales(request: web.Request) -> web.Response:
+    """The same list for the admin API (admins only), so that the two cannot drift apart."""
+    await require_admin(request)
+    return await list_sales(request)
+
+
 @routes.get(r"/api/seckill/{id:\d+}")
 async def get_sale(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
-    sale = await seckill.get_sale(ctx, sale_id_of(request))
+    sale = await seckill.get_sale(ctx, id_of(request))
     return envelope({**sale, "server_time": await seckill.server_time(ctx)})
 
 
@@ -61,7 +63,7 @@ def _buyer(request: web.Request) -> tuple[int, int]:
 @checks_own_csrf
 async def purchase(request: web.Request) -> web.Response:
     """Session, CSRF, body, sold-out flag, buyer checks (one batched HMGET), then admit.lua."""
-    sale_id = sale_id_of(request)
+    sale_id = id_of(request)
     session = read_session_fast(request)
     if not session or "uid" not in session:
         raise Unauthenticated()
@@ -92,14 +94,14 @@ async def result(request: web.Request) -> web.Response:
     user_id, epoch = _buyer(request)
     admission = request.app[ADMISSION]
     await admission.check_session(user_id, epoch)
-    return envelope(await admission.result(sale_id_of(request), user_id))
+    return envelope(await admission.result(id_of(request), user_id))
 
 
 @routes.get(r"/api/seckill/{id:\d+}/live")
 async def live(request: web.Request) -> web.StreamResponse:
     """WebSocket: `{remaining, state, server_time}` whenever it changes, at most once a second."""
     ctx = request.app[CTX]
-    sale_id = sale_id_of(request)
+    sale_id = id_of(request)
     await seckill.get_sale_row(ctx, sale_id)
     ws = web.WebSocketResponse(heartbeat=30.0)
     await ws.prepare(request)

@@ -1,8 +1,6 @@
 """Account pages: log in, register, log out, change and reset the password."""
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 import aiohttp_jinja2
 from aiohttp import web
 
@@ -11,28 +9,13 @@ from flashsale.auth import current_user, end_session, require_user, start_sessio
 from flashsale.errors import Refusal, Validation
 from flashsale.services import accounts
 from flashsale.templating import flash
-from flashsale.views.api.accounts import link_base
+from flashsale.views.common import form_body, link_base, safe_next
 
 routes = web.RouteTableDef()
 
 
-def safe_next(raw: str | None) -> str:
-    """Only same-site paths: never redirect to another host after login."""
-    if not raw or not raw.startswith("/") or raw.startswith("//") or urlsplit(raw).netloc:
-        return "/"
-    # browsers read "/\\host" as "//host" and drop tabs and newlines before parsing
-    if "\\" in raw or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in raw):
-        return "/"
-    return raw
-
-
 def form_errors(exc: Refusal) -> tuple[str, dict[str, str]]:
     return exc.message, (exc.errors if isinstance(exc, Validation) else {})
-
-
-async def form_body(request: web.Request) -> dict[str, str]:
-    form = await request.post()
-    return {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
 
 
 @routes.get("/login", name="login")

@@ -9,13 +9,9 @@ from flashsale.auth import require_user
 from flashsale.errors import Refusal, Validation
 from flashsale.services import addresses
 from flashsale.templating import flash
-from flashsale.views.pages.accounts import form_body, safe_next
+from flashsale.views.common import form_body, id_of, safe_next
 
 routes = web.RouteTableDef()
-
-
-def _address_id(request: web.Request) -> int:
-    return int(request.match_info["id"])
 
 
 def _back(next_raw: str | None) -> str:
@@ -56,7 +52,7 @@ async def add_address(request: web.Request) -> web.Response:
 @routes.get(r"/addresses/{id:\d+}/edit", name="address_edit")
 async def edit_page(request: web.Request) -> web.Response:
     user = await require_user(request)
-    address = await addresses.get_address(request.app[CTX], user.id, _address_id(request))
+    address = await addresses.get_address(request.app[CTX], user.id, id_of(request))
     return aiohttp_jinja2.render_template("account/address_edit.html", request, {
         "address": address, "form": address, "errors": {},
     })
@@ -66,7 +62,7 @@ async def edit_page(request: web.Request) -> web.Response:
 async def edit_submit(request: web.Request) -> web.Response:
     user = await require_user(request)
     ctx = request.app[CTX]
-    address = await addresses.get_address(ctx, user.id, _address_id(request))
+    address = await addresses.get_address(ctx, user.id, id_of(request))
     body = await form_body(request)
     try:
         await addresses.update_address(ctx, user.id, address["id"], body)
@@ -81,7 +77,7 @@ async def edit_submit(request: web.Request) -> web.Response:
 @routes.post(r"/addresses/{id:\d+}/delete")
 async def delete_submit(request: web.Request) -> web.Response:
     user = await require_user(request)
-    await addresses.delete_address(request.app[CTX], user.id, _address_id(request))
+    await addresses.delete_address(request.app[CTX], user.id, id_of(request))
     await flash(request, "Address deleted.")
     raise web.HTTPSeeOther("/addresses")
 
@@ -89,6 +85,6 @@ async def delete_submit(request: web.Request) -> web.Response:
 @routes.post(r"/addresses/{id:\d+}/default")
 async def default_submit(request: web.Request) -> web.Response:
     user = await require_user(request)
-    await addresses.set_default(request.app[CTX], user.id, _address_id(request))
+    await addresses.set_default(request.app[CTX], user.id, id_of(request))
     await flash(request, "Default address changed.")
     raise web.HTTPSeeOther("/addresses")

@@ -10,20 +10,19 @@ from flashsale.appkeys import CTX
 from flashsale.auth import CurrentUser, require_user
 from flashsale.errors import NotFound, Refusal, Validation
 from flashsale.jsonio import page_data
+from flashsale.labels import ORDER_STATUS_LABELS
 from flashsale.services import addresses, orders
 from flashsale.templating import flash
 from flashsale.validate import int_param
-from flashsale.views.pages.accounts import form_body
+from flashsale.views.common import form_body, id_of, tab_of
 
 routes = web.RouteTableDef()
 
 PER_PAGE = 10
 NEW_ADDRESS = "new"
-NEW_PREFIX = "new_"  # the inline address form's fields: new_receiver_name, new_phone, ...
-TABS = (("all", "All"), ("pending", "To pay"), ("paid", "Paid"), ("shipped", "Shipped"),
-        ("completed", "Completed"), ("cancelled", "Cancelled"))
-PAYMENT_CHOICES = (("alipay", "Alipay", "bi-wallet2"), ("wechat", "WeChat Pay", "bi-wechat"),
-                   ("card", "Bank card", "bi-credit-card"))
+# the inline address form's fields: new_receiver_name, new_phone, ...
+NEW_PREFIX = orders.NEW_ADDRESS_PREFIX
+TABS = (("all", "All"), *ORDER_STATUS_LABELS.items())
 # action -> the flash message after it; every action is a POST form on the order page
 ACTIONS = {
     "pay": "Payment received. Thank you!",
@@ -42,8 +41,8 @@ async def _render_checkout(request: web.Request, user: CurrentUser, goods: dict[
         form["address_id"] = str(book[0]["id"]) if book else NEW_ADDRESS  # default first in the list
     quantity = int_param(str(form.get("quantity", "")), 1, 1, orders.MAX_QUANTITY)
     return aiohttp_jinja2.render_template("shop/checkout.html", request, {
-        "goods": goods, "form": form, "quantity": quantity, "total": goods["price"] * quantity, "addresses": book, "errors": errors or {}, "error": error,
-        "payment_choices": PAYMENT_CHOICES, "new_address": NEW_ADDRESS,
+        "goods": goods, "form": form, "quantity": quantity, "total": goods["price"] * quantity,
+        "addresses": book, "errors": errors or {}, "error": error, "new_address": NEW_ADDRESS,
         "address_limit": addresses.MAX_PER_USER,
     }, status=status)
 
@@ -51,7 +50,7 @@ async def _render_checkout(request: web.Request, user: CurrentUser, goods: dict[
 @routes.get(r"/checkout/{goods_id:\d{1,18}}", name="checkout")
 async def checkout_page(request: web.Request) -> web.Response:
     user = await require_user(request)
-    goods = await orders.checkout_goods(request.app[CTX], int(request.match_info["goods_id"]))
+    goods = await orders.checkout_goods(request.app[CTX], id_of(request, "goods_id"))
     quantity = int_param(request.query.get("quantity"), 1, 1, orders.MAX_QUANTITY)
     return await _render_checkout(request, user, goods, {"quantity": quantity, "payment_method": "alipay"})
 
@@ -60,30 +59,12 @@ async def checkout_page(request: web.Request) -> web.Response:
 async def checkout_submit(request: web.Request) -> web.Response:
     user = await require_user(request)
     ctx = request.app[CTX]
-    goods = await orders.checkout_goods(ctx, int(request.match_info["goods_id"]))
+    goods = await orders.checkout_goods(ctx, id_of(request, "goods_id"))
     body = {**await form_body(request), "goods_id": goods["id"]}
     use_new = body.get("address_id") == NEW_ADDRESS
     new_body = {k.removeprefix(NEW_PREFIX): v for k, v in body.items() if k.startswith(NEW_PREFIX)}
-
-    # check everything before writing anything: the new address is kept only with a valid order form
-    errors: dict[str, str] = {}
     try:
-        orders.clean_order(body, need_address=not use_new)
-    except Validation as exc:
-        errors.update(exc.errors)
-    if use_new:
-        try:
-            addresses.clean_address(new_body)
-        except Validation as exc:
-            errors.update({NEW_PREFIX + k: v for k, v in exc.errors.items()})
-    if errors:
-        return await _render_checkout(request, user, goods, body, errors=errors,
-                                      error=Validation.message, status=400)
-    try:
-        if use_new:
-            address = await addresses.create_address(ctx, user.id, new_body)
-            body["address_id"] = str(address["id"])
-        order = await orders.place_order(ctx, user.id, body)
+        order = await orders.checkout(ctx, user.id, body, new_body if use_new else None)
     except Refusal as exc:
         errors = exc.errors if isinstance(exc, Validation) else {}
         return await _render_checkout(request, user, goods, body, errors=errors, error=exc.message,
@@ -96,9 +77,7 @@ async def checkout_submit(request: web.Request) -> web.Response:
 @aiohttp_jinja2.template("shop/orders.html")
 async def orders_page(request: web.Request):
     user = await require_user(request)
-    tab = request.query.get("status", "all")
-    if tab not in dict(TABS):
-        tab = "all"
+    tab = tab_of(request, "status", TABS, "all")
     page = int_param(request.query.get("page"), 1, 1, 1_000_000)
     items, total = await orders.list_orders(request.app[CTX], user.id, orders.clean_status(tab), page, PER_PAGE)
     return {"orders": page_data(items, page, PER_PAGE, total), "tabs": TABS, "tab": tab}
@@ -108,15 +87,14 @@ async def orders_page(request: web.Request):
 @aiohttp_jinja2.template("shop/order.html")
 async def order_page(request: web.Request):
     user = await require_user(request)
-    order = await orders.get_order(request.app[CTX], int(request.match_info["id"]), owner_id=user.id)
-    return {"order": order, "payment_labels": {value: label for value, label, _ in PAYMENT_CHOICES}}
+    return {"order": await orders.get_order(request.app[CTX], id_of(request), owner_id=user.id)}
 
 
 @routes.post(r"/orders/{id:\d{1,18}}/{action:pay|cancel|confirm|delete}")
 async def order_action(request: web.Request) -> web.Response:
     user = await require_user(request)
     ctx = request.app[CTX]
-    order_id, action = int(request.match_info["id"]), request.match_info["action"]
+    order_id, action = id_of(request), request.match_info["action"]
     try:
         if action == "pay":
             await orders.pay_order(ctx, user.id, order_id)

@@ -12,7 +12,7 @@ from flashsale.errors import NotFound
 from flashsale.jsonio import page_data
 from flashsale.services import addresses, orders, seckill
 from flashsale.validate import int_param
-from flashsale.views.pages.orders import PAYMENT_CHOICES
+from flashsale.views.common import id_of, tab_of
 
 routes = web.RouteTableDef()
 
@@ -42,9 +42,7 @@ MESSAGES = {
 @aiohttp_jinja2.template("seckill/list.html")
 async def sales_page(request: web.Request):
     ctx = request.app[CTX]
-    tab = request.query.get("state", "")
-    if tab not in dict(TABS):
-        tab = ""
+    tab = tab_of(request, "state", TABS)
     page = int_param(request.query.get("page"), 1, 1, 1_000_000)
     items, total = await seckill.list_sales(ctx, tab, page, PER_PAGE)
     return {"sales": page_data(items, page, PER_PAGE, total), "tabs": TABS, "tab": tab,
@@ -69,7 +67,7 @@ async def _earlier_result(ctx, sale_id: int, user_id: int) -> dict[str, Any] | N
 async def sale_page(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     try:
-        sale = await seckill.get_sale(ctx, int(request.match_info["id"]))
+        sale = await seckill.get_sale(ctx, id_of(request))
     except NotFound:
         return aiohttp_jinja2.render_template("seckill/missing.html", request, {}, status=404)
     user = await current_user(request)
@@ -80,5 +78,5 @@ async def sale_page(request: web.Request) -> web.Response:
         earlier = await _earlier_result(ctx, sale["id"], user.id)
     return aiohttp_jinja2.render_template("seckill/sale.html", request, {
         "sale": sale, "sold": sale["total_stock"] - sale["remaining"], "addresses": book, "earlier": earlier,
-        "payment_choices": PAYMENT_CHOICES, "messages": MESSAGES, "server_time": await seckill.server_time(ctx),
+        "messages": MESSAGES, "server_time": await seckill.server_time(ctx),
     })

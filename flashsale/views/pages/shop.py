@@ -11,6 +11,7 @@ from flashsale.errors import Validation
 from flashsale.jsonio import page_data
 from flashsale.services import catalog, seckill
 from flashsale.validate import page_params
+from flashsale.views.common import id_of
 
 routes = web.RouteTableDef()
 
@@ -81,5 +82,5 @@ async def categories_page(request: web.Request):
 @routes.get(r"/goods/{id:\d{1,18}}", name="goods")
 @aiohttp_jinja2.template("shop/goods.html")
 async def goods_page(request: web.Request):
-    goods = await catalog.get_goods(request.app[CTX], int(request.match_info["id"]))
+    goods = await catalog.get_goods(request.app[CTX], id_of(request))
     return {"goods": goods, "max_quantity": max(1, min(99, goods["stock"]))}

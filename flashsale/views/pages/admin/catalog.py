@@ -13,7 +13,7 @@ from flashsale.jsonio import page_data
 from flashsale.services import catalog, catalog_admin, goods_photos
 from flashsale.templating import flash
 from flashsale.validate import Fields, int_param
-from flashsale.views.pages.admin.common import act, admin_page, back_to, form_body, id_of, refusal_text
+from flashsale.views.common import act, admin_page, back_to, form_body, id_of, refusal_text
 
 routes = web.RouteTableDef()
 

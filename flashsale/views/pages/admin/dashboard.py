@@ -6,9 +6,10 @@ from aiohttp import web
 
 from flashsale.appkeys import CTX
 from flashsale.jsonio import dumps
+from flashsale.labels import ORDER_STATUS_LABELS
 from flashsale.services import admin_orders, admin_stats
 from flashsale.validate import int_param
-from flashsale.views.pages.admin.common import admin_page
+from flashsale.views.common import admin_page
 
 routes = web.RouteTableDef()
 
@@ -26,7 +27,9 @@ async def dashboard_page(request: web.Request):
     return {
         "figures": await admin_orders.order_stats(ctx),
         "stats": stats,
-        # the charts' data; the template puts it in an attribute, so it is escaped like any text
-        "chart_data": dumps({k: stats[k] for k in ("daily", "status_counts")}).decode(),
+        # the charts' data and the status labels; the template puts it in an attribute, so it is
+        # escaped like any text
+        "chart_data": dumps({"daily": stats["daily"], "status_counts": stats["status_counts"],
+                             "status_labels": ORDER_STATUS_LABELS}).decode(),
         "days": days, "day_choices": DAY_CHOICES, "refresh_ms": LIVE_REFRESH_MS,
     }

@@ -10,16 +10,16 @@ from aiohttp import web
 from flashsale.appkeys import CTX
 from flashsale.errors import Validation
 from flashsale.jsonio import page_data
+from flashsale.labels import ORDER_STATUS_LABELS
 from flashsale.services import admin_orders
 from flashsale.validate import int_param
-from flashsale.views.pages.admin.common import act, admin_page, form_body, id_of
-from flashsale.views.pages.orders import PAYMENT_CHOICES
+from flashsale.views.common import act, admin_page, form_body, id_of
 
 routes = web.RouteTableDef()
 
 PER_PAGE = 20
-TABS = (("", "All"), ("pending", "To pay"), ("paid", "To ship"), ("shipped", "Shipped"),
-        ("completed", "Completed"), ("cancelled", "Cancelled"))
+# the shop's labels, but what a paid order waits for is the admin's shipping
+TABS = (("", "All"), *{**ORDER_STATUS_LABELS, "paid": "To ship"}.items())
 # the buttons of each status change: status -> (label, icon, style, question before it)
 STATUS_ACTIONS = {
     "shipped": ("Mark shipped", "bi-truck", "btn-danger", None),
@@ -63,7 +63,6 @@ async def order_page(request: web.Request):
     await admin_page(request)
     order = await admin_orders.get_order(request.app[CTX], id_of(request))
     return {"order": order, "actions": [(s, *STATUS_ACTIONS[s]) for s in order["next_statuses"]],
-            "payment_labels": {value: label for value, label, _ in PAYMENT_CHOICES},
             "max_remark": admin_orders.MAX_REMARK, "max_log_remark": admin_orders.MAX_LOG_REMARK}
 
 

@@ -13,7 +13,7 @@ from flashsale.jsonio import page_data
 from flashsale.services import admin_stats, catalog, seckill
 from flashsale.templating import flash
 from flashsale.validate import int_param
-from flashsale.views.pages.admin.common import act, admin_page, back_to, form_body, id_of
+from flashsale.views.common import act, admin_page, back_to, form_body, id_of, tab_of
 
 routes = web.RouteTableDef()
 
@@ -45,9 +45,7 @@ def sale_body(form: dict[str, str]) -> dict[str, Any]:
 async def sales_page(request: web.Request):
     await admin_page(request)
     ctx = request.app[CTX]
-    tab = request.query.get("state", "")
-    if tab not in dict(TABS):
-        tab = ""
+    tab = tab_of(request, "state", TABS)
     page = int_param(request.query.get("page"), 1, 1, 1_000_000)
     items, total = await seckill.list_sales(ctx, tab, page, PER_PAGE)
     sold = await admin_stats.sold_of_sales(ctx, [s["id"] for s in items])

@@ -8,7 +8,7 @@ from flashsale.appkeys import CTX
 from flashsale.jsonio import page_data
 from flashsale.services import accounts
 from flashsale.validate import int_param
-from flashsale.views.pages.admin.common import act, admin_page, back_to, form_body, id_of
+from flashsale.views.common import act, admin_page, back_to, form_body, id_of
 
 routes = web.RouteTableDef()
 

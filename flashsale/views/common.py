@@ -1,20 +1,60 @@
-"""What every admin page shares: the guard, form bodies, redirects back, refusals as flash messages."""
+"""What several views share, in one module without routes: path ids, form bodies, same-site
+redirects, mail links, and the admin pages' guard and form-post outcome."""
 from __future__ import annotations
 
 from collections.abc import Awaitable
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp_jinja2
 from aiohttp import web
 
+from flashsale.appkeys import SETTINGS
 from flashsale.auth import CurrentUser, require_admin
-from flashsale.errors import Refusal, Validation
+from flashsale.errors import NotFound, Refusal, Validation
 from flashsale.jsonio import utcnow
 from flashsale.templating import flash
-from flashsale.views.pages.accounts import form_body, safe_next
 
-__all__ = ["act", "admin_page", "back_to", "form_body", "refusal_text", "id_of"]
 
+# --- any view -----------------------------------------------------------------------------------
+
+def id_of(request: web.Request, name: str = "id") -> int:
+    """The id in the path (the route's pattern allows digits only); one past int's reach is no such thing."""
+    try:
+        return int(request.match_info[name])
+    except ValueError:
+        raise NotFound() from None
+
+
+def tab_of(request: web.Request, key: str, tabs: tuple[tuple[str, str], ...], default: str = "") -> str:
+    """The list tab the query names (tabs: value -> label pairs); an unknown one shows the default tab."""
+    value = request.query.get(key, default)
+    return value if value in dict(tabs) else default
+
+
+async def form_body(request: web.Request) -> dict[str, str]:
+    """A posted form's text fields, without its CSRF token."""
+    form = await request.post()
+    return {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
+
+
+def safe_next(raw: str | None) -> str:
+    """Only same-site paths: never redirect to another host after login."""
+    if not raw or not raw.startswith("/") or raw.startswith("//") or urlsplit(raw).netloc:
+        return "/"
+    # browsers read "/\\host" as "//host" and drop tabs and newlines before parsing
+    if "\\" in raw or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in raw):
+        return "/"
+    return raw
+
+
+def link_base(request: web.Request) -> str:
+    """Where links in mail point: the configured public URL, since a Host header is the client's to forge."""
+    public_url = request.app[SETTINGS].public_url
+    return public_url.rstrip("/") if public_url else f"{request.scheme}://{request.host}"
+
+
+# --- admin pages --------------------------------------------------------------------------------
 
 async def admin_page(request: web.Request) -> CurrentUser:
     """Admins only: anonymous GETs go to the login page and back (the error middleware), others get 403.
@@ -28,10 +68,6 @@ async def admin_page(request: web.Request) -> CurrentUser:
         page["request_path_qs"] = request.path_qs
         page["today"] = utcnow().date().isoformat()
     return admin
-
-
-def id_of(request: web.Request) -> int:
-    return int(request.match_info["id"])
 
 
 def back_to(body: dict[str, Any], default: str) -> str:
