@@ -17,7 +17,7 @@ from flashsale import db
 from flashsale.context import Context
 from flashsale.errors import BadImage, InUse, NotFound, Refusal, TooLarge, Validation
 from flashsale.jsonio import parse_money
-from flashsale.services import seckill
+from flashsale.services import search, seckill
 from flashsale.settings import Settings
 from flashsale.validate import Fields
 
@@ -224,11 +224,24 @@ async def list_goods(ctx: Context, *, category_id: int | None = None, q: str = "
                      ) -> tuple[list[dict[str, Any]], int]:
     """A page of goods summaries and the total that match."""
     order_by = ORDER_BY[(sort, order or DEFAULT_ORDER[sort])]
+    if q:  # the n-gram index; best-selling ranks by relevance first
+        rows, total = await search.find_goods(
+            ctx, q, columns=SUMMARY_COLUMNS, order_by=order_by, relevance_first=sort == "sales",
+            category_id=category_id, page=page, per_page=per_page)
+        return [goods_summary(r) for r in rows], total
     where, args = _where(category_id, q)
     rows = await db.fetch_all(ctx.db, LIST_GOODS.format(where=where, order=order_by),
                               (*args, per_page, (page - 1) * per_page))
     total = await db.fetch_value(ctx.db, COUNT_GOODS.format(where=where), args)
     return [goods_summary(r) for r in rows], int(total)
+
+
+async def best_sellers(ctx: Context, category_id: int | None = None) -> list[dict[str, Any]]:
+    """What a search that found nothing suggests: the category's best sellers, else the shop's."""
+    rows = await search.best_sellers(ctx, columns=SUMMARY_COLUMNS, category_id=category_id)
+    if not rows and category_id is not None:
+        rows = await search.best_sellers(ctx, columns=SUMMARY_COLUMNS)
+    return [goods_summary(r) for r in rows]
 
 
 async def get_goods(ctx: Context, goods_id: int) -> dict[str, Any]:
@@ -286,7 +299,8 @@ async def update_category(ctx: Context, category_id: int, body: dict[str, Any]) 
             name, description = _clean_category({
                 "name": body.get("name", current["name"]),
                 "description": body.get("description", current["description"])})
-            await cur.execute(UPDATE_CATEGORY, (name, description, category_id))
+            if await cur.execute(UPDATE_CATEGORY, (name, description, category_id)):
+                await search.reindex_category(cur, category_id)
     except IntegrityError as exc:
         if exc.args and exc.args[0] == 1062:
             raise NameTaken() from None
@@ -387,6 +401,7 @@ async def create_goods(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
             await _check_category(cur, fields, clean["category_id"])
             await cur.execute(INSERT_GOODS, _goods_args(clean))
             goods_id = cur.lastrowid
+            await search.index_goods(cur, goods_id)
     except IntegrityError as exc:
         if _missing_category(exc):  # deleted between the check and the insert
             raise Validation({"category_id": "No such category."}) from None
@@ -408,7 +423,8 @@ async def update_goods(ctx: Context, goods_id: int, body: dict[str, Any]) -> dic
             clean, fields = _clean_goods(merged)
             changed = clean["category_id"] != current["category_id"]
             await _check_category(cur, fields, clean["category_id"] if changed else None)
-            await cur.execute(UPDATE_GOODS, (*_goods_args(clean), goods_id))
+            if await cur.execute(UPDATE_GOODS, (*_goods_args(clean), goods_id)):
+                await search.index_goods(cur, goods_id)
     except IntegrityError as exc:
         if _missing_category(exc):
             raise Validation({"category_id": "No such category."}) from None
