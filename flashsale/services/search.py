@@ -46,14 +46,15 @@ SELECT s.goods_id, {_SCORE} AS score
  GROUP BY s.goods_id
 HAVING COUNT(DISTINCT IF(s.gram IN ({{required}}), s.gram, NULL)) = %s"""
 # -> a page of the matching goods with `total`, the number of them all; STRAIGHT_JOIN reads the
-# matches first and each goods row by its primary key. {columns} and {order} come from the caller
+# matches first and each goods row by its primary key (forced: with a category filter the optimizer
+# would rather read the whole category for each match). {columns} and {order} come from the caller
 # (catalog's constants), {where} only from the fragment below
 FIND_GOODS = """
 SELECT {columns}, COUNT(*) OVER () AS total
-  FROM ({matches}) m STRAIGHT_JOIN goods g ON g.id = m.goods_id
+  FROM ({matches}) m STRAIGHT_JOIN goods g FORCE INDEX (PRIMARY) ON g.id = m.goods_id
  {where} ORDER BY {order} LIMIT %s OFFSET %s"""
 # -> the number of matching goods (asked only when a page lies past the last one)
-COUNT_FOUND = "SELECT COUNT(*) FROM ({matches}) m STRAIGHT_JOIN goods g ON g.id = m.goods_id {where}"
+COUNT_FOUND = "SELECT COUNT(*) FROM ({matches}) m STRAIGHT_JOIN goods g FORCE INDEX (PRIMARY) ON g.id = m.goods_id {where}"
 BY_CATEGORY = "WHERE g.category_id = %s"
 # the ORDER BY head that ranks matches by relevance
 BY_SCORE = "m.score DESC"
