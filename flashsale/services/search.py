@@ -28,7 +28,7 @@ from flashsale.context import Context
 # field -> score of one gram found in it: a name hit outranks a brand hit, which outranks a category's
 NAME, MAKE, CATEGORY = 1, 2, 3
 WEIGHTS = {NAME: 10, MAKE: 4, CATEGORY: 2}
-INSERT_BATCH = 1000  # grams per INSERT statement
+INSERT_BATCH = 5000  # grams per INSERT statement
 BACKFILL_BATCH = 500  # goods per backfill step
 SUGGESTIONS = 4
 MAX_QUERY_GRAMS = 60  # a longer query is cut: its first grams already pick the goods
@@ -38,13 +38,14 @@ TOKENS = re.compile(rf"(?P<cjk>[{CJK}]+)|(?P<word>[^\W_{CJK}]+)|(?P<symbol>[^\s\
 
 _SCORE = "SUM(ELT(s.field, {}))".format(", ".join(str(WEIGHTS[f]) for f in (NAME, MAKE, CATEGORY)))
 # -> (goods_id, score) of the goods holding every required gram: a range read of the primary key
-# per gram; {grams} and {required} are lists of %s
+# per gram; {grams} and {required} are lists of %s. Required gram i sets bit i (FIELD gives 0 to a
+# bonus gram: bit 0, shifted away); a bit mask is far cheaper than COUNT(DISTINCT) per group
 MATCHES = f"""
 SELECT s.goods_id, {_SCORE} AS score
   FROM goods_search s
  WHERE s.gram IN ({{grams}})
  GROUP BY s.goods_id
-HAVING COUNT(DISTINCT IF(s.gram IN ({{required}}), s.gram, NULL)) = %s"""
+HAVING BIT_OR(1 << FIELD(s.gram, {{required}})) >> 1 = %s"""
 # -> a page of the matching goods with `total`, the number of them all; STRAIGHT_JOIN reads the
 # matches first and each goods row by its primary key (forced: with a category filter the optimizer
 # would rather read the whole category for each match). {columns} and {order} come from the caller
@@ -54,7 +55,9 @@ SELECT {columns}, COUNT(*) OVER () AS total
   FROM ({matches}) m STRAIGHT_JOIN goods g FORCE INDEX (PRIMARY) ON g.id = m.goods_id
  {where} ORDER BY {order} LIMIT %s OFFSET %s"""
 # -> the number of matching goods (asked only when a page lies past the last one)
-COUNT_FOUND = "SELECT COUNT(*) FROM ({matches}) m STRAIGHT_JOIN goods g FORCE INDEX (PRIMARY) ON g.id = m.goods_id {where}"
+COUNT_FOUND = """
+SELECT COUNT(*) FROM ({matches}) m STRAIGHT_JOIN goods g FORCE INDEX (PRIMARY) ON g.id = m.goods_id
+ {where}"""
 BY_CATEGORY = "WHERE g.category_id = %s"
 # the ORDER BY head that ranks matches by relevance
 BY_SCORE = "m.score DESC"
@@ -214,7 +217,7 @@ def find_query(q: str, *, columns: str, order_by: str, relevance_first: bool, ca
                              required=", ".join(["%s"] * len(required)))
     args: list[Any] = [g.encode() for g in (*required, *bonus)]
     args += [g.encode() for g in required]
-    args.append(len(required))
+    args.append((1 << len(required)) - 1)
     where = ""
     if category_id is not None:
         where = BY_CATEGORY
