@@ -8,6 +8,7 @@ from pathlib import Path
 import asyncmy
 
 from flashsale.db import connect_kwargs
+from flashsale.services import search
 from flashsale.settings import ROOT, Settings
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,8 @@ RECORD_VERSION = "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)"
 # one migrator at a time, even when several processes start together
 TAKE_LOCK = "SELECT GET_LOCK(CONCAT('flashsale_migrate_', DATABASE()), 60)"
 DROP_LOCK = "SELECT RELEASE_LOCK(CONCAT('flashsale_migrate_', DATABASE()))"
+# migrations whose SQL is followed by a Python step (given the connection) before being recorded
+AFTER_SQL = {"0003_goods_search": search.backfill}  # index the goods already there
 VALID_DB_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 
 
@@ -88,6 +91,9 @@ async def migrate(settings: Settings, directory: Path = MIGRATIONS_DIR) -> list[
                     # keep each migration small enough that a half-applied one is easy to finish.
                     for statement in split_statements(path.read_text(encoding="utf-8")):
                         await cur.execute(statement)
+                    step = AFTER_SQL.get(f"{version}_{name}")
+                    if step is not None:
+                        await step(conn)
                     await cur.execute(RECORD_VERSION, (version, name))
                     done.append(version)
                 return done

@@ -9,7 +9,7 @@ from pathlib import Path
 from flashsale import db
 from flashsale.context import Context, open_context
 from flashsale.jsonio import iso, utcnow
-from flashsale.services import accounts, seckill
+from flashsale.services import accounts, search, seckill
 from flashsale.settings import Settings
 
 DEMO_SHOPPER = "demo"
@@ -106,6 +106,7 @@ async def seed_goods(ctx: Context) -> list[int]:
                 category_ids[cat], name, description, Decimal(price), Decimal(original), stock, sales,
                 f"goods/{file_name}", brand, model, weight, dims, material, warranty))
             ids.append(cur.lastrowid)
+            await search.index_goods(cur, cur.lastrowid)
     return ids
 
 

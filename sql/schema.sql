@@ -72,6 +72,16 @@ CREATE TABLE goods (
   CONSTRAINT chk_goods_original_price CHECK (original_price IS NULL OR original_price >= 0)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
+-- an n-gram index of goods text, kept by flashsale/services/search.py (see 0003_goods_search)
+CREATE TABLE goods_search (
+  gram VARBINARY(12) NOT NULL,
+  goods_id BIGINT UNSIGNED NOT NULL,
+  field TINYINT UNSIGNED NOT NULL,
+  PRIMARY KEY (gram, goods_id, field),
+  KEY ix_goods_search_goods (goods_id, field),
+  CONSTRAINT fk_goods_search_goods FOREIGN KEY (goods_id) REFERENCES goods (id) ON DELETE CASCADE
+) ENGINE=InnoDB;
+
 CREATE TABLE addresses (
   id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
   user_id BIGINT UNSIGNED NOT NULL,

@@ -18,6 +18,7 @@ from flashsale.services import orders
 from flashsale.validate import Fields
 
 MAX_QUERY_LEN = 64
+MAX_PREFIX_USERS = 1000  # a search for a prefix that many users share shows the first ones' orders
 MAX_REMARK = 1000
 MAX_LOG_REMARK = 255  # order_status_log.remark
 EXPORT_BATCH = 500
@@ -44,12 +45,14 @@ SELECT {ADMIN_ORDER_COLUMNS}
 # the only WHERE fragments an order search is built from
 BY_STATUS = "o.status = %s"
 BY_NUMBER = "o.order_number LIKE %s"  # uq_orders_number range
-BY_NUMBER_OR_USER = "(o.order_number LIKE %s OR o.user_id = %s)"
+# {users} is a list of %s: the buyers whose name starts with q (ix_orders_user), merged with the
+# order-number range by an index_merge union
+BY_NUMBER_OR_USERS = "(o.order_number LIKE %s OR o.user_id IN ({users}))"
 CREATED_FROM = "o.created_at >= %s"  # ix_orders_created
 CREATED_BEFORE = "o.created_at < %s"
 BELOW_ID = "o.id < %s"
-# -> {id} of the user with exactly this name, or None
-USER_BY_NAME = "SELECT id FROM users WHERE username = %s"
+# -> (id) of the users whose name starts with a prefix, at most %s (a range of uq_users_username)
+USERS_BY_PREFIX = "SELECT id FROM users WHERE username LIKE %s ORDER BY username LIMIT %s"
 # -> one order (hidden by its owner or not) with its buyer, or None
 ORDER_BY_ID = f"""
 SELECT {ADMIN_ORDER_COLUMNS}
@@ -144,26 +147,34 @@ def filter_query(filters: dict[str, Any], raw: Mapping[str, str]) -> dict[str, s
     return {k: v for k, v in out.items() if v}
 
 
-async def _user_named(ctx: Context, filters: dict[str, Any]) -> int | None:
-    """The id of the user whose name is exactly q: q then finds their orders too."""
-    return await db.fetch_value(ctx.db, USER_BY_NAME, (filters["q"],)) if filters["q"] else None
+def _prefix(q: str) -> str:
+    """A LIKE pattern for values starting with q, wildcards in q taken literally."""
+    return q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def _where(filters: dict[str, Any], user_id: int | None, below_id: int | None = None) -> tuple[str, list[Any]]:
+async def _users_named(ctx: Context, filters: dict[str, Any]) -> list[int]:
+    """The ids of the users whose name starts with q: q then finds their orders too."""
+    if not filters["q"]:
+        return []
+    rows = await db.fetch_all(ctx.db, USERS_BY_PREFIX, (_prefix(filters["q"]), MAX_PREFIX_USERS))
+    return [r["id"] for r in rows]
+
+
+def _where(filters: dict[str, Any], user_ids: list[int], below_id: int | None = None,
+           ) -> tuple[str, list[Any]]:
     conditions: list[str] = []
     args: list[Any] = []
     if filters["status"]:
         conditions.append(BY_STATUS)
         args.append(filters["status"])
     if filters["q"]:
-        q = filters["q"]
-        like = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        if user_id is None:
+        like = _prefix(filters["q"])
+        if not user_ids:
             conditions.append(BY_NUMBER)
             args.append(like)
         else:
-            conditions.append(BY_NUMBER_OR_USER)
-            args += [like, user_id]
+            conditions.append(BY_NUMBER_OR_USERS.format(users=", ".join(["%s"] * len(user_ids))))
+            args += [like, *user_ids]
     if filters["from"] is not None:
         conditions.append(CREATED_FROM)
         args.append(filters["from"])
@@ -198,7 +209,7 @@ def log_json(row: dict[str, Any]) -> dict[str, Any]:
 async def list_orders(ctx: Context, filters: dict[str, Any], page: int,
                       per_page: int) -> tuple[list[dict[str, Any]], int]:
     """A page of every buyer's orders (hidden ones too), newest first, and the total that match."""
-    where, args = _where(filters, await _user_named(ctx, filters))
+    where, args = _where(filters, await _users_named(ctx, filters))
     rows = await db.fetch_all(ctx.db, LIST_ORDERS.format(where=where), (*args, per_page, (page - 1) * per_page))
     total = await db.fetch_value(ctx.db, COUNT_ORDERS.format(where=where), args)
     return [admin_order_json(r) for r in rows], int(total)
@@ -302,10 +313,10 @@ async def export_csv(ctx: Context, filters: dict[str, Any], batch: int = EXPORT_
     writer = csv.writer(buffer)  # QUOTE_MINIMAL: commas, quotes and line breaks are quoted; \r\n rows
     buffer.write(BOM)
     writer.writerow(CSV_HEADER)
-    user_id = await _user_named(ctx, filters)
+    user_ids = await _users_named(ctx, filters)
     below_id = None
     while True:
-        where, args = _where(filters, user_id, below_id)
+        where, args = _where(filters, user_ids, below_id)
         rows = await db.fetch_all(ctx.db, EXPORT_ORDERS.format(where=where), (*args, batch))
         for row in rows:
             writer.writerow(csv_row(row))

@@ -10,7 +10,7 @@ from typing import Any
 from flashsale import db
 from flashsale.context import Context
 from flashsale.errors import NotFound
-from flashsale.services import seckill
+from flashsale.services import search, seckill
 from flashsale.services.goods_photos import photo_url
 from flashsale.validate import Fields
 
@@ -161,11 +161,24 @@ async def list_goods(ctx: Context, *, category_id: int | None = None, q: str = "
                      ) -> tuple[list[dict[str, Any]], int]:
     """A page of goods summaries and the total that match."""
     order_by = ORDER_BY[(sort, order or DEFAULT_ORDER[sort])]
+    if q:  # the n-gram index; best-selling ranks by relevance first
+        rows, total = await search.find_goods(
+            ctx, q, columns=SUMMARY_COLUMNS, order_by=order_by, relevance_first=sort == "sales",
+            category_id=category_id, page=page, per_page=per_page)
+        return [goods_summary(r) for r in rows], total
     where, args = _where(category_id, q)
     rows = await db.fetch_all(ctx.db, LIST_GOODS.format(where=where, order=order_by),
                               (*args, per_page, (page - 1) * per_page))
     total = await db.fetch_value(ctx.db, COUNT_GOODS.format(where=where), args)
     return [goods_summary(r) for r in rows], int(total)
+
+
+async def best_sellers(ctx: Context, category_id: int | None = None) -> list[dict[str, Any]]:
+    """What a search that found nothing suggests: the category's best sellers, else the shop's."""
+    rows = await search.best_sellers(ctx, columns=SUMMARY_COLUMNS, category_id=category_id)
+    if not rows and category_id is not None:
+        rows = await search.best_sellers(ctx, columns=SUMMARY_COLUMNS)
+    return [goods_summary(r) for r in rows]
 
 
 async def get_goods(ctx: Context, goods_id: int) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from flashsale import db
 from flashsale.context import Context
 from flashsale.errors import InUse, NotFound, Refusal, Validation
 from flashsale.jsonio import parse_money
-from flashsale.services import catalog, goods_photos
+from flashsale.services import catalog, goods_photos, search
 from flashsale.validate import Fields
 
 MAX_STOCK = 10_000_000
@@ -93,7 +93,8 @@ async def update_category(ctx: Context, category_id: int, body: dict[str, Any]) 
             name, description = _clean_category({
                 "name": body.get("name", current["name"]),
                 "description": body.get("description", current["description"])})
-            await cur.execute(UPDATE_CATEGORY, (name, description, category_id))
+            if await cur.execute(UPDATE_CATEGORY, (name, description, category_id)):
+                await search.reindex_category(cur, category_id)
     except IntegrityError as exc:
         if db.errno(exc) == db.DUP_ENTRY:
             raise NameTaken() from None
@@ -177,6 +178,7 @@ async def create_goods(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
             await _check_category(cur, fields, clean["category_id"])
             await cur.execute(INSERT_GOODS, _goods_args(clean))
             goods_id = cur.lastrowid
+            await search.index_goods(cur, goods_id)
     except IntegrityError as exc:
         if _missing_category(exc):  # deleted between the check and the insert
             raise Validation({"category_id": "No such category."}) from None
@@ -198,7 +200,8 @@ async def update_goods(ctx: Context, goods_id: int, body: dict[str, Any]) -> dic
             clean, fields = _clean_goods(merged)
             changed = clean["category_id"] != current["category_id"]
             await _check_category(cur, fields, clean["category_id"] if changed else None)
-            await cur.execute(UPDATE_GOODS, (*_goods_args(clean), goods_id))
+            if await cur.execute(UPDATE_GOODS, (*_goods_args(clean), goods_id)):
+                await search.index_goods(cur, goods_id)
     except IntegrityError as exc:
         if _missing_category(exc):
             raise Validation({"category_id": "No such category."}) from None

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-PASSWORD = "correct horse battery"  # tests/conftest.py's factory password
+from tests.support.factory import PASSWORD
 ROLES = ("anonymous", "user", "other", "banned", "admin")
 
 # filled by the suites, printed by pytest_terminal_summary

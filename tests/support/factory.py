@@ -7,7 +7,7 @@ from typing import Any
 
 from flashsale import db
 from flashsale.context import Context
-from flashsale.services import accounts
+from flashsale.services import accounts, search
 
 from tests.support.isolation import RUN_ID
 
@@ -41,12 +41,15 @@ class Factory:
     async def goods(self, *, category_id: int | None = None, stock: int = 100,
                     price: str = "19.90", name: str | None = None, sales: int = 0) -> int:
         category_id = category_id or await self.category()
-        return await _insert(
-            self.ctx,
-            "INSERT INTO goods (category_id, name, description, price, original_price, stock, sales) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s)",
-            (category_id, name or unique("goods"), "test goods", Decimal(price), Decimal(price) + 10,
-             stock, sales))
+        async with db.transaction(self.ctx.db) as cur:
+            await cur.execute(
+                "INSERT INTO goods (category_id, name, description, price, original_price, stock, sales) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                (category_id, name or unique("goods"), "test goods", Decimal(price), Decimal(price) + 10,
+                 stock, sales))
+            goods_id = cur.lastrowid
+            await search.index_goods(cur, goods_id)  # searchable, as the service's goods are
+        return goods_id
 
     async def address(self, user_id: int, *, is_default: bool = True) -> int:
         return await _insert(

@@ -23,7 +23,11 @@ async def list_goods(request: web.Request) -> web.Response:
     filters = catalog.goods_filters(request.query)
     page, per_page = page_params(request)
     items, total = await catalog.list_goods(request.app[CTX], **filters, page=page, per_page=per_page)
-    return envelope(page_data(items, page, per_page, total))
+    data = page_data(items, page, per_page, total)
+    if filters["q"] and not total:  # say so, and suggest the best sellers instead
+        data["suggestions"] = await catalog.best_sellers(request.app[CTX], filters["category_id"])
+        return envelope(data, msg=f"No goods match “{filters['q']}”; here are our best sellers.")
+    return envelope(data)
 
 
 @routes.get(r"/api/goods/{id:\d{1,18}}")

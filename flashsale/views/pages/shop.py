@@ -70,6 +70,8 @@ async def home(request: web.Request):
         "pill_query": {k: v for k, v in link_query.items() if k != "category_id"},
         "sort_choices": [(value, label) for value, (_, _, label) in SORT_CHOICES.items()],
         "sales": await sales_strip(ctx),
+        "suggestions": (await catalog.best_sellers(ctx, filters["category_id"])
+                        if filters["q"] and not total else []),
     }
 
 
