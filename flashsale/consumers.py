@@ -285,7 +285,10 @@ class Engine:
             followed.add(sale_id)
         for sale_id in list(self.workers):
             if sale_id not in followed and await self.workers[sale_id].drained():
-                await self.workers.pop(sale_id).stop()
+                worker = self.workers.pop(sale_id)
+                await worker.stop()
+                # drained: once more, so that keys the drain made after the end expire too
+                await seckill_state.expire_state(self.ctx, worker.sale)
 
     # --- reclaiming and trimming ---
     async def reclaim_loop(self) -> None:

@@ -244,7 +244,8 @@ async def cancel_sale(ctx: Context, sale_id: int) -> dict[str, Any]:
     if await db.write(ctx.db, CANCEL_SALE, (sale_id,)) != 1:
         raise BadStatus("The sale is already cancelled.")
     row = await get_sale_row(ctx, sale_id)
-    await seckill_state.adjust_state(ctx, row, 0)
+    await seckill_state.adjust_state(ctx, row, 0)  # admission answers `ended` from now on
+    await seckill_state.expire_state(ctx, row)  # and its keys go sale_state_keep_s from now
     return sale_json(row, None, utcnow())
 
 
