@@ -11,6 +11,7 @@ from flashsale import db
 from flashsale.services import addresses
 
 from tests.support.auth import session_cookie
+from tests.support.seckill import buyers
 
 ADDRESS = {"receiver_name": "Rush Receiver", "phone": "13800000000", "province": "Zhejiang",
            "city": "Hangzhou", "district": "Xihu", "detail_address": "8 Rush Road"}
@@ -95,9 +96,9 @@ async def test_spent_retries_answer_503_with_retry_after(user_client, monkeypatc
 
 
 async def test_a_sign_up_rush_of_address_writes_answers_no_5xx_and_one_default_each(client, factory, ctx):
-    """40 users each add 3 addresses and switch their default, all at the same time."""
-    users = await asyncio.gather(*(factory.user() for _ in range(40)))
-    sessions = {u["id"]: session_cookie(client.app, u["id"], u.get("session_epoch", 0))[0] for u in users}
+    """40 users (with one address each) each add 3 more and switch their default, all at the same time."""
+    users = await buyers(ctx, 40)
+    sessions = {u["id"]: session_cookie(client.app, u["id"])[0] for u in users}
 
     async def add(user_id, n):
         r = await client.post("/api/addresses", json={**ADDRESS, "detail_address": f"{n} Rush Road",
@@ -119,4 +120,4 @@ async def test_a_sign_up_rush_of_address_writes_answers_no_5xx_and_one_default_e
                                           "WHERE user_id IN (" + ",".join(str(u["id"]) for u in users) + ") "
                                           "GROUP BY user_id")
     assert len(defaults) == 40
-    assert all(int(r["d"]) == 1 and r["n"] == 3 for r in defaults), defaults
+    assert all(int(r["d"]) == 1 and r["n"] == 4 for r in defaults), defaults
