@@ -16,7 +16,8 @@ import time
 from redis.exceptions import NoScriptError, RedisError
 
 from flashsale.context import Context
-from flashsale.errors import SoldOut, Unauthenticated, Validation
+from flashsale.errors import Ended, SoldOut, Unauthenticated, Validation
+from flashsale.jsonio import utcnow
 from flashsale.metrics import count_admission
 from flashsale.redis_mux import RedisMux
 from flashsale.scripts import ADMIT_COLD, ADMIT_QUEUED, ADMIT_RESULTS, ADMIT_SOLD_OUT, ADMIT_UNKNOWN
@@ -36,6 +37,9 @@ class Admission:
         self.ctx = ctx
         self.pipeline = RedisMux(ctx.settings.redis_url)
         self.sold_out_until: dict[int, float] = {}
+        # sales found over (ended or cancelled) when their Redis state was missing: answered
+        # `ended` here from then on, never rebuilt, never asked of MySQL again (over is final)
+        self.over: set[int] = set()
         self.admit_script = ctx.scripts.admit
 
     # sold-out flags: set by a sold_out answer, gone after SOLD_OUT_TTL_S or when stock returns
@@ -85,6 +89,9 @@ class Admission:
         if self.is_sold_out(sale_id):
             count_admission("sold_out")
             raise SoldOut()
+        if sale_id in self.over:
+            count_admission("ended")
+            raise Ended()
         k = self.ctx.keys
         request_id = os.urandom(16).hex()
         keys = (k.sale_window(sale_id), k.sale_stock(sale_id), k.sale_buyers(sale_id), k.sale_stream(sale_id),
@@ -103,7 +110,10 @@ class Admission:
         if code == ADMIT_SOLD_OUT:
             self.sold_out_until[sale_id] = time.monotonic() + SOLD_OUT_TTL_S
         if code == ADMIT_COLD:
-            await seckill.get_sale_row(self.ctx, sale_id)  # 404 for a sale that does not exist
+            row = await seckill.get_sale_row(self.ctx, sale_id)  # 404 for a sale that does not exist
+            if seckill_state.is_over(row, utcnow()):
+                self.over.add(sale_id)  # its keys expired (or were lost) after the end: no rebuild
+                raise Ended()
             asyncio.get_running_loop().create_task(self._rebuild(sale_id))
         raise result.refusal(detail)
 

@@ -10,10 +10,11 @@ from aiohttp import web
 
 from flashsale import metrics, templating
 from flashsale.admission import Admission
-from flashsale.appkeys import ADMISSION, CTX, SETTINGS
+from flashsale.appkeys import ADMISSION, CTX, LIVE_LIMITS, SETTINGS
 from flashsale.consumers import engine_ctx
 from flashsale.context import open_context
 from flashsale.csrf import csrf_middleware
+from flashsale.live_limits import LiveLimits
 from flashsale.middlewares import error_middleware
 from flashsale.routes import setup_routes
 from flashsale.sessions import SESSIONS, SessionCookies
@@ -48,6 +49,7 @@ def create_app(settings: Settings) -> web.Application:
         ],
     )
     app[SETTINGS] = settings
+    app[LIVE_LIMITS] = LiveLimits(settings.ws_per_client, settings.ws_per_process)
     app[SESSIONS] = sessions
     metrics.setup(app)
     aiohttp_jinja2.setup(

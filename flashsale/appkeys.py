@@ -12,6 +12,7 @@ SETTINGS = web.AppKey("settings", Settings)
 CTX = web.AppKey("ctx", Context)  # the pool, Redis, key names, hasher, mailer
 ADMISSION = web.AppKey("admission", "flashsale.admission.Admission")  # the purchase path's batching
 ENGINE = web.AppKey("engine", "flashsale.consumers.Engine")  # consumers, reclaimer, sweeper
+LIVE_LIMITS = web.AppKey("live_limits", "flashsale.live_limits.LiveLimits")  # open live WebSockets
 
 REQUEST_ID = web.RequestKey("request_id", str)
 USER = web.RequestKey("user", Any)  # flashsale.auth.CurrentUser or None

@@ -19,7 +19,7 @@ from asyncmy.errors import InterfaceError, OperationalError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
-from flashsale import metrics
+from flashsale import db, metrics
 from flashsale.admission import Admission
 from flashsale.appkeys import ADMISSION, CTX, ENGINE
 from flashsale.context import Context
@@ -34,7 +34,8 @@ GRACE_S = 5.0
 WATCH_INTERVAL_S = 1.0
 # MySQL out of reach: retry the batch in hand after these pauses (then keep the last)
 BACKOFF_S = (0.1, 0.2, 0.5, 1.0, 2.0)
-TRANSIENT_DB_ERRORS = (OperationalError, InterfaceError, ConnectionError, OSError, asyncio.TimeoutError)
+TRANSIENT_DB_ERRORS = (OperationalError, InterfaceError, ConnectionError, OSError, asyncio.TimeoutError,
+                       db.RetriesSpent)
 
 class SaleWorker:
     """The consumers of one sale's stream in this process, and what they share."""
@@ -284,7 +285,10 @@ class Engine:
             followed.add(sale_id)
         for sale_id in list(self.workers):
             if sale_id not in followed and await self.workers[sale_id].drained():
-                await self.workers.pop(sale_id).stop()
+                worker = self.workers.pop(sale_id)
+                await worker.stop()
+                # drained: once more, so that keys the drain made after the end expire too
+                await seckill_state.expire_state(self.ctx, worker.sale)
 
     # --- reclaiming and trimming ---
     async def reclaim_loop(self) -> None:
@@ -310,7 +314,8 @@ class Engine:
             await _sleep(self.stop_event, self.ctx.settings.sweep_interval_s * random.uniform(0.8, 1.2))
 
     async def sweep(self) -> int:
-        """Cancel flash-sale orders left unpaid past their deadline; each cancel gives stock back once."""
+        """Cancel orders (ordinary and flash-sale) left unpaid past their deadline; each cancel
+        gives its stock back once, to the goods or to the sale."""
         cancelled = 0
         for order_id in await orders.expired_unpaid(self.ctx, 100):
             try:

@@ -31,10 +31,11 @@ class Context:
 
 
 def open_redis(settings: Settings) -> Redis:
-    # a blocking pool: a burst waits for a free connection instead of failing
+    # a blocking pool: a burst waits for a free connection instead of failing, but only for
+    # redis_pool_wait_s; then redis-py raises ConnectionError("No connection available."), a 503
     pool = BlockingConnectionPool.from_url(
         settings.redis_url, decode_responses=True, max_connections=settings.redis_max_connections,
-        timeout=5, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30)
+        timeout=settings.redis_pool_wait_s, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30)
     return Redis(connection_pool=pool)
 
 
@@ -46,7 +47,7 @@ async def open_context(settings: Settings) -> AsyncIterator[Context]:
         redis = open_redis(settings)
         try:
             hasher = Hasher(Cost(settings.scrypt_n, settings.scrypt_r, settings.scrypt_p),
-                            settings.hash_threads)
+                            settings.hash_threads, settings.hash_queue)
             try:
                 yield Context(settings=settings, db=pool, redis=redis,
                               keys=Keys(settings.redis_prefix), hasher=hasher,

@@ -1,23 +1,44 @@
 """MySQL through asyncmy: the pool's lifecycle and the few helpers every service uses."""
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
-from typing import Any
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import asyncmy
 from asyncmy.cursors import DictCursor
 from asyncmy.pool import Pool
 
+from flashsale.errors import Unavailable
 from flashsale.settings import Settings
 
-# Every connection speaks UTC, so CURRENT_TIMESTAMP(3) and UTC_TIMESTAMP(3) agree.
-INIT_COMMAND = "SET time_zone = '+00:00', sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ENGINE_SUBSTITUTION'"
+log = logging.getLogger(__name__)
+
+# Every connection speaks UTC, so CURRENT_TIMESTAMP(3) and UTC_TIMESTAMP(3) agree. READ COMMITTED:
+# InnoDB then takes no gap locks for plain reads and updates, which were the cause of deadlocks
+# between users whose rows are neighbours in an index (two users adding addresses at once). Every
+# invariant here is kept by row locks and conditional UPDATEs, never by a repeatable snapshot.
+# A lock wait gives up after a few seconds (1205) and the transaction runner tries again.
+INIT_COMMAND = ("SET time_zone = '+00:00', sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ENGINE_SUBSTITUTION', "
+                "tx_isolation = 'READ-COMMITTED', innodb_lock_wait_timeout = {lock_wait_s}")
 
 # MySQL's error numbers that services turn into refusals (see errno())
 DUP_ENTRY = 1062  # a unique key already holds the value
 ROW_IS_REFERENCED = 1451  # a foreign key of another row still names this one
 NO_REFERENCED_ROW = 1452  # the row a foreign key would name does not exist
+# transient: the whole transaction was (or must be) rolled back and may simply run again
+LOCK_WAIT_TIMEOUT = 1205
+DEADLOCK = 1213
+# the connection went away (server gone, lost during a query, cannot connect, server shutdown...)
+CONNECTION_LOST = frozenset({2002, 2003, 2006, 2013, 2055, 1053, 1927})
+
+TRANSACTION_ATTEMPTS = 4
+BACKOFF_FIRST_S = 0.010  # then doubled each attempt, each wait jittered to 1x..2x
+
+T = TypeVar("T")
 
 
 def connect_kwargs(settings: Settings, database: str | None = "") -> dict[str, Any]:
@@ -27,7 +48,7 @@ def connect_kwargs(settings: Settings, database: str | None = "") -> dict[str, A
         user=settings.db_user,
         password=settings.db_password,
         charset="utf8mb4",
-        init_command=INIT_COMMAND,
+        init_command=INIT_COMMAND.format(lock_wait_s=int(settings.db_lock_wait_s)),
         connect_timeout=5,
     )
     if database is not None:
@@ -81,9 +102,82 @@ async def execute(pool: Pool, sql: str, args: Sequence[Any] = ()) -> int:
             return await cur.execute(sql, args)
 
 
+class RetriesSpent(Unavailable):
+    """A transaction kept meeting deadlocks, lock waits or lost connections: 503 with Retry-After."""
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """A deadlock or lock wait timeout: InnoDB rolled back (the statement or all); rerun the whole."""
+    return isinstance(exc, asyncmy.errors.MySQLError) and errno(exc) in (DEADLOCK, LOCK_WAIT_TIMEOUT)
+
+
+def is_connection_lost(exc: BaseException) -> bool:
+    if isinstance(exc, asyncmy.errors.MySQLError):
+        return errno(exc) in CONNECTION_LOST
+    return isinstance(exc, (OSError, asyncio.IncompleteReadError))
+
+
+async def _rollback_quietly(conn) -> None:
+    try:
+        await conn.rollback()
+    except Exception:  # the connection is gone: the server rolled back; the pool drops it
+        conn.close()
+
+
+async def run_transaction(pool: Pool, work: Callable[[DictCursor], Awaitable[T]], *,
+                          attempts: int = TRANSACTION_ATTEMPTS, idempotent: bool = False) -> T:
+    """Run `work(cur)` in one transaction and commit; rerun the WHOLE of it on a deadlock (1213),
+    a lock wait timeout (1205) or a connection lost before COMMIT was sent, after a jittered,
+    doubling back-off; after `attempts` tries raise RetriesSpent (503 with Retry-After).
+
+    `work` must only touch MySQL through `cur` (it may run several times): side effects outside
+    the transaction (Redis, caches, mail) belong after this call returns, i.e. after the commit.
+    A connection lost DURING the commit is ambiguous (the server may have committed): it is
+    retried only when the caller says the work is `idempotent` (running it twice changes nothing
+    twice, e.g. inserts keyed by a unique request id); otherwise it propagates as an outage (503)
+    without a second try, so that nothing is ever written twice.
+    """
+    delay = BACKOFF_FIRST_S
+    for attempt in range(1, attempts + 1):
+        committing = False
+        try:
+            async with pool.acquire() as conn:
+                try:
+                    await conn.begin()
+                    async with conn.cursor(DictCursor) as cur:
+                        result = await work(cur)
+                    committing = True
+                    await conn.commit()
+                    return result
+                except BaseException:
+                    await _rollback_quietly(conn)
+                    raise
+        except Exception as exc:
+            transient = is_retryable(exc) or (is_connection_lost(exc) and (not committing or idempotent))
+            if not transient:
+                raise
+            if attempt == attempts:
+                log.warning("transaction gave up after %s attempts: %s", attempts, exc)
+                raise RetriesSpent() from exc
+            log.info("transaction attempt %s failed (%s); retrying", attempt, exc)
+            await asyncio.sleep(delay * (1 + random.random()))
+            delay *= 2
+    raise AssertionError("unreachable")
+
+
+async def write(pool: Pool, sql: str, args: Sequence[Any] = ()) -> int:
+    """One write statement as its own transaction through run_transaction (retried when
+    transient); returns the affected row count."""
+    async def work(cur) -> int:
+        return await cur.execute(sql, args)
+
+    return await run_transaction(pool, work)
+
+
 @contextlib.asynccontextmanager
 async def transaction(pool: Pool) -> AsyncIterator[DictCursor]:
-    """A short write transaction: commit on success, roll back on any error."""
+    """One attempt of a write transaction (commit on success, roll back on any error), for
+    scripts and tests; services use run_transaction(), which retries transient failures."""
     async with pool.acquire() as conn:
         await conn.begin()
         try:

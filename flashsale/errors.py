@@ -70,7 +70,18 @@ class RateLimited(Refusal):
 
 
 class Unavailable(Refusal):
+    """A transient condition (an outage, overload, retries spent): 503 with Retry-After."""
+
     status, reason, message = 503, "unavailable", "The service is briefly unavailable; try again."
+
+    def __init__(self, message: str | None = None, *, retry_after_s: int = 1):
+        super().__init__(message, headers={"Retry-After": str(max(1, int(retry_after_s)))})
+
+
+class Overloaded(Unavailable):
+    """Too much work queued already (password hashing, live connections): refused at once."""
+
+    message = "The server is busy; try again in a moment."
 
 
 class UsernameTaken(Refusal):
@@ -87,6 +98,10 @@ class PhoneTaken(Refusal):
 
 class InvalidToken(Refusal):
     status, reason, message = 400, "invalid_token", "The reset link is invalid or has expired."
+
+
+class TooManyPending(Refusal):
+    reason, message = "too_many_pending", "You have too many unpaid orders; pay or cancel one first."
 
 
 class LimitReached(Refusal):

@@ -10,7 +10,9 @@ import aiohttp_jinja2
 from aiohttp import web
 from aiohttp_jinja2 import REQUEST_CONTEXT_KEY
 from asyncmy.errors import OperationalError
+from redis.exceptions import ClusterDownError, ReadOnlyError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError as RedisResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from flashsale.appkeys import REQUEST_ID
@@ -20,8 +22,24 @@ from flashsale.webjson import envelope
 
 log = logging.getLogger("flashsale.errors")
 
-# MySQL or Redis out of reach: 503, never a 500 with internals
+# MySQL or Redis out of reach: 503, never a 500 with internals. redis-py's BusyLoadingError and
+# "No connection available" (the pool stayed exhausted for FLASHSALE_REDIS_POOL_WAIT_S) are
+# ConnectionErrors.
 UNAVAILABLE_ERRORS = (OperationalError, RedisConnectionError, RedisTimeoutError, OSError)
+# Redis answering but not serving for a while: loading its data after a restart, a busy script, a
+# replica (or a failover in progress), a cluster resharding. redis-py raises ReadOnlyError,
+# TryAgainError, ClusterDownError... (ResponseErrors); the purchase path's own connection
+# (redis_mux.py) raises a plain ResponseError carrying the same first word.
+TRANSIENT_REDIS_REPLIES = ("LOADING", "BUSY", "READONLY", "TRYAGAIN", "CLUSTERDOWN", "MASTERDOWN",
+                           "NOREPLICAS")
+
+
+TRANSIENT_REDIS_ERRORS = (ReadOnlyError, TryAgainError, ClusterDownError)  # redis-py strips their first word
+
+
+def is_transient_redis_reply(exc: BaseException) -> bool:
+    return isinstance(exc, TRANSIENT_REDIS_ERRORS) or (
+        isinstance(exc, RedisResponseError) and str(exc).startswith(TRANSIENT_REDIS_REPLIES))
 
 # aiohttp's own HTTP errors, named as the contract names them
 HTTP_REASONS = {
@@ -67,6 +85,15 @@ def request_id(request: web.Request) -> str:
     return rid
 
 
+async def unavailable(request: web.Request) -> web.Response:
+    log.warning("backend unavailable in %s %s [request %s]", request.method, request.path,
+                request_id(request), exc_info=True)
+    message = "The service is briefly unavailable; try again."
+    if wants_json(request):
+        return envelope({"reason": "unavailable"}, status=503, msg=message, headers={"Retry-After": "1"})
+    return await error_page(request, 503, message, {"Retry-After": "1"})
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler):
     try:
@@ -90,13 +117,10 @@ async def error_middleware(request: web.Request, handler):
     except ConnectionResetError:
         raise
     except UNAVAILABLE_ERRORS:
-        log.warning("backend unavailable in %s %s [request %s]", request.method, request.path,
-                    request_id(request), exc_info=True)
-        message = "The service is briefly unavailable; try again."
-        if wants_json(request):
-            return envelope({"reason": "unavailable"}, status=503, msg=message, headers={"Retry-After": "1"})
-        return await error_page(request, 503, message)
-    except Exception:
+        return await unavailable(request)
+    except Exception as exc:
+        if is_transient_redis_reply(exc):
+            return await unavailable(request)
         rid = request_id(request)
         log.exception("unhandled error in %s %s [request %s]", request.method, request.path, rid)
         message = f"Something went wrong on our side (request {rid})."

@@ -9,6 +9,8 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from flashsale.errors import Overloaded
+
 DKLEN = 32
 
 
@@ -67,22 +69,34 @@ def needs_rehash(stored: str, cost: Cost) -> bool:
 
 
 class Hasher:
-    """Runs scrypt in a small bounded thread pool so the event loop never blocks on it."""
+    """Runs scrypt in a small bounded thread pool so the event loop never blocks on it.
 
-    def __init__(self, cost: Cost, threads: int):
+    At most `threads` hashes run and `queue` more wait; one more is refused at once with
+    Overloaded (503 with Retry-After), so a login or sign-up storm never builds a backlog that
+    answers minutes late (scrypt costs tens of milliseconds of CPU and 16 MiB each)."""
+
+    def __init__(self, cost: Cost, threads: int, queue: int = 32):
         self.cost = cost
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="scrypt")
+        self.capacity = threads + max(0, queue)
+        self.admitted = 0  # running plus waiting
         # verifying against this when the user is unknown keeps the timing the same
         self.dummy_hash = hash_password(os.urandom(16).hex(), cost)
 
+    async def _run(self, fn, *args):
+        if self.admitted >= self.capacity:
+            raise Overloaded("Too many sign-ins at once; try again in a moment.", retry_after_s=2)
+        self.admitted += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+        finally:
+            self.admitted -= 1
+
     async def hash(self, password: str) -> str:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, hash_password, password, self.cost)
+        return await self._run(hash_password, password, self.cost)
 
     async def verify(self, password: str, stored: str | None) -> bool:
-        loop = asyncio.get_running_loop()
-        ok = await loop.run_in_executor(self.executor, verify_password, password,
-                                        stored or self.dummy_hash)
+        ok = await self._run(verify_password, password, stored or self.dummy_hash)
         return ok and stored is not None
 
     def close(self) -> None:

@@ -56,8 +56,10 @@ class Settings:
     db_name: str = "flashsale"
     db_pool_min: int = 2
     db_pool_max: int = 20
+    db_lock_wait_s: int = 5  # a row lock waited for this long is given up (1205) and the transaction retried
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_max_connections: int = 64
+    redis_pool_wait_s: float = 2.0  # a request waits this long for a free Redis connection, then 503
     redis_prefix: str = ""  # prepended to every key: lets tests and the bench keep their own space
     secret_key: str = ""
     host: str = "127.0.0.1"
@@ -65,6 +67,7 @@ class Settings:
     workers: int = 1
     admin_password: str = ""
     pay_window_s: int = 900
+    max_pending_orders: int = 10  # unpaid ordinary orders a user may hold at once (409 too_many_pending)
     cookie_secure: bool = False
     public_url: str = ""  # e.g. https://shop.example: links in mail; empty trusts the request's Host (dev only)
     session_max_age_s: int = 7 * 24 * 3600
@@ -74,6 +77,9 @@ class Settings:
     scrypt_r: int = 8
     scrypt_p: int = 1
     hash_threads: int = 2
+    hash_queue: int = 32  # password hashes waiting for a thread; more get 503 with Retry-After at once
+    ws_per_client: int = 8  # live WebSockets per client address per process (429 beyond)
+    ws_per_process: int = 5000  # live WebSockets per process (503 beyond)
     login_fail_limit: int = 5  # failures per username per window
     login_fail_ip_limit: int = 50  # failures per IP per window
     login_fail_window_s: int = 900

@@ -146,7 +146,7 @@ CREATE TABLE orders (
   city VARCHAR(64) NOT NULL,
   district VARCHAR(64) NOT NULL DEFAULT '',
   detail_address VARCHAR(255) NOT NULL,
-  pay_deadline DATETIME(3) NULL,
+  pay_deadline DATETIME(3) NULL,  -- set on every order while pending (the pay window); the sweeper cancels after it
   paid_at DATETIME(3) NULL,
   shipped_at DATETIME(3) NULL,
   completed_at DATETIME(3) NULL,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import re
 
 import pytest
@@ -77,8 +78,13 @@ async def test_place_order_takes_stock_and_answers_the_order(shopper, factory, c
         "id": order["id"], "order_number": order["order_number"], "status": "pending",
         "goods": {"id": goods_id, "name": "Blue Kettle", "photo_url": "/static/img/placeholder.svg"},
         "flash_sale_id": None, "quantity": 2, "unit_price": "19.90", "total_amount": "39.80",
-        "payment_method": "wechat", "address": ADDRESS, "created_at": order["created_at"], **EMPTY_TIMES,
+        "payment_method": "wechat", "address": ADDRESS, "created_at": order["created_at"],
+        **{**EMPTY_TIMES, "pay_deadline": order["pay_deadline"]},
     }
+    # every pending order has a pay deadline, ordinary ones too: the pay window after its creation
+    created, deadline = (dt.datetime.fromisoformat(order[k].replace("Z", "+00:00"))
+                         for k in ("created_at", "pay_deadline"))
+    assert abs((deadline - created).total_seconds() - ctx.settings.pay_window_s) < 2
     assert await goods_row(ctx, goods_id) == {"stock": 8, "sales": 2}
     assert await log_of(ctx, order["id"]) == [(None, "pending", "user", user["id"], "")]
 

@@ -17,7 +17,7 @@ from flashsale.errors import (
     UsernameTaken, WrongOldPassword,
 )
 from flashsale.passwords import needs_rehash
-from flashsale.services.auth_cache import cache_addresses, cache_auth_state
+from flashsale.services.auth_cache import cache_addresses, cache_auth_state, forget_user
 from flashsale.validate import EMAIL, PHONE, USERNAME, Fields
 
 log = logging.getLogger(__name__)
@@ -132,12 +132,16 @@ async def register(ctx: Context, body: dict[str, Any], *, role: str = "user",
         fields.error("email", "Give an email address or a phone number.")
     fields.check()
     password_hash = await ctx.hasher.hash(password)
+
+    # INSERT first and let the unique keys refuse a taken name: no SELECT-then-INSERT, whose gap
+    # locks on the unique indexes deadlock concurrent sign-ups
+    async def work(cur) -> dict[str, Any]:
+        await cur.execute(INSERT_USER, (username, email, phone, password_hash, role))
+        await cur.execute(USER_BY_ID, (cur.lastrowid,))
+        return await cur.fetchone()
+
     try:
-        async with db.transaction(ctx.db) as cur:
-            await cur.execute(INSERT_USER, (username, email, phone, password_hash, role))
-            user_id = cur.lastrowid
-            await cur.execute(USER_BY_ID, (user_id,))
-            row = await cur.fetchone()
+        row = await db.run_transaction(ctx.db, work)
     except IntegrityError as exc:
         if db.errno(exc) == db.DUP_ENTRY:
             raise _duplicate(exc) from None
@@ -169,7 +173,7 @@ async def authenticate(ctx: Context, body: dict[str, Any], ip: str) -> dict[str,
     if not row["is_active"]:
         raise Banned()
     if needs_rehash(stored, ctx.hasher.cost):
-        await db.execute(ctx.db, REHASH, (await ctx.hasher.hash(password), row["id"], stored))
+        await db.write(ctx.db, REHASH, (await ctx.hasher.hash(password), row["id"], stored))
     await cache_auth_state(ctx, row["id"], row["session_epoch"], row["role"], True)
     await cache_addresses(ctx, row["id"])  # warms the flash-sale purchase path
     return row
@@ -185,11 +189,15 @@ async def get_user(ctx: Context, user_id: int) -> dict[str, Any]:
 async def _set_password(ctx: Context, user_id: int, new_password: str) -> int:
     """Store the new hash, end every session of the user and spend their reset links; returns the new epoch."""
     password_hash = await ctx.hasher.hash(new_password)
-    async with db.transaction(ctx.db) as cur:
+
+    async def work(cur) -> dict[str, Any]:
         await cur.execute(SET_PASSWORD, (password_hash, user_id))
         await cur.execute(SPEND_RESETS, (user_id,))
         await cur.execute(EPOCH_OF, (user_id,))
-        row = await cur.fetchone()
+        return await cur.fetchone()
+
+    row = await db.run_transaction(ctx.db, work)
+    # the new state is written through (not only deleted), so requests need no MySQL to see it
     await cache_auth_state(ctx, user_id, row["session_epoch"], row["role"], bool(row["is_active"]))
     return row["session_epoch"]
 
@@ -224,7 +232,7 @@ async def request_reset(ctx: Context, body: dict[str, Any], ip: str, link_base: 
         return
     token = secrets.token_urlsafe(32)
     expires = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) + dt.timedelta(seconds=ctx.settings.reset_token_ttl_s)
-    await db.execute(ctx.db, INSERT_RESET, (row["id"], _token_hash(token), expires))
+    await db.write(ctx.db, INSERT_RESET, (row["id"], _token_hash(token), expires))
     link = f"{link_base}/password/reset?token={token}"
     await ctx.mailer.send(row["email"] or row["username"], "Reset your FlashSale password",
                           f"Hello {row['username']},\n\nOpen this link within "
@@ -240,11 +248,14 @@ async def reset_password(ctx: Context, body: dict[str, Any]) -> None:
         raise InvalidToken()
     fields.check()
     digest = _token_hash(token)
-    async with db.transaction(ctx.db) as cur:
+
+    async def work(cur) -> int:
         if await cur.execute(USE_RESET, (digest,)) != 1:
             raise InvalidToken()
         await cur.execute(RESET_USER, (digest,))
-        user_id = (await cur.fetchone())["user_id"]
+        return (await cur.fetchone())["user_id"]
+
+    user_id = await db.run_transaction(ctx.db, work)
     await _set_password(ctx, user_id, new)
 
 
@@ -271,15 +282,18 @@ async def update_user(ctx: Context, actor_id: int, user_id: int, body: dict[str,
     if user_id == actor_id and (role != current["role"] or not active):
         raise OwnAccount()
     losing_admin = current["role"] == "admin" and current["is_active"] and (role != "admin" or not active)
+
+    async def work(cur) -> dict[str, Any]:
+        if losing_admin:
+            await cur.execute(ACTIVE_ADMINS + " FOR UPDATE")
+            if (await cur.fetchone())["COUNT(*)"] <= 1:
+                raise LastAdmin()
+        await cur.execute(UPDATE_PROFILE, (role, int(active), role, int(active), email, phone, user_id))
+        await cur.execute(USER_BY_ID, (user_id,))
+        return await cur.fetchone()
+
     try:
-        async with db.transaction(ctx.db) as cur:
-            if losing_admin:
-                await cur.execute(ACTIVE_ADMINS + " FOR UPDATE")
-                if (await cur.fetchone())["COUNT(*)"] <= 1:
-                    raise LastAdmin()
-            await cur.execute(UPDATE_PROFILE, (role, int(active), role, int(active), email, phone, user_id))
-            await cur.execute(USER_BY_ID, (user_id,))
-            row = await cur.fetchone()
+        row = await db.run_transaction(ctx.db, work)
     except IntegrityError as exc:
         if db.errno(exc) == db.DUP_ENTRY:
             raise _duplicate(exc) from None
@@ -292,19 +306,22 @@ async def delete_user(ctx: Context, actor_id: int, user_id: int) -> None:
     if user_id == actor_id:
         raise OwnAccount()
     current = await get_user(ctx, user_id)
+
+    async def work(cur) -> None:
+        await cur.execute(USER_ORDER_COUNT, (user_id,))
+        if (await cur.fetchone())["COUNT(*)"]:
+            raise HasOrders()
+        if current["role"] == "admin" and current["is_active"]:
+            await cur.execute(ACTIVE_ADMINS + " FOR UPDATE")
+            if (await cur.fetchone())["COUNT(*)"] <= 1:
+                raise LastAdmin()
+        await cur.execute(DELETE_USER, (user_id,))
+
     try:
-        async with db.transaction(ctx.db) as cur:
-            await cur.execute(USER_ORDER_COUNT, (user_id,))
-            if (await cur.fetchone())["COUNT(*)"]:
-                raise HasOrders()
-            if current["role"] == "admin" and current["is_active"]:
-                await cur.execute(ACTIVE_ADMINS + " FOR UPDATE")
-                if (await cur.fetchone())["COUNT(*)"] <= 1:
-                    raise LastAdmin()
-            await cur.execute(DELETE_USER, (user_id,))
+        await db.run_transaction(ctx.db, work)
     except IntegrityError as exc:
         # ROW_IS_REFERENCED: an order arrived after the count (fk_orders_user is the one key that keeps a user)
         if db.errno(exc) == db.ROW_IS_REFERENCED:
             raise HasOrders() from None
         raise
-    await ctx.redis.delete(ctx.keys.user_auth(user_id))
+    await forget_user(ctx, user_id)

@@ -6,7 +6,7 @@ from typing import Any
 from flashsale import db
 from flashsale.context import Context
 from flashsale.errors import LimitReached, NotFound
-from flashsale.services.auth_cache import forget_addresses
+from flashsale.services.auth_cache import store_addresses
 from flashsale.validate import PHONE, Fields
 
 MAX_PER_USER = 20
@@ -20,8 +20,12 @@ SELECT {ADDRESS_COLUMNS} FROM addresses WHERE user_id = %s ORDER BY is_default D
 ADDRESS_OF_USER = f"SELECT {ADDRESS_COLUMNS} FROM addresses WHERE id = %s AND user_id = %s"
 # -> the same row, locked until the transaction ends
 ADDRESS_OF_USER_FOR_UPDATE = ADDRESS_OF_USER + " FOR UPDATE"
-# -> the user's row, locked: serialises every address write of one user (count, default switch)
+# -> the user's row, locked: serialises every address write of one user (count, default switch).
+# Taken first, always: one user's address writes queue on it and never lock address rows in
+# differing orders (the lock order of every write: see services/orders.py)
 LOCK_USER = "SELECT id FROM users WHERE id = %s FOR UPDATE"
+# -> the ids of the user's addresses, read at the end of a change, written through to Redis after it
+ADDRESS_IDS = "SELECT id FROM addresses WHERE user_id = %s ORDER BY id"
 # -> {n, defaults}: how many addresses the user has and how many are default (0 or 1)
 COUNT_ADDRESSES = """
 SELECT COUNT(*) AS n, COALESCE(SUM(is_default), 0) AS defaults FROM addresses WHERE user_id = %s"""
@@ -88,13 +92,23 @@ async def get_address(ctx: Context, user_id: int, address_id: int) -> dict[str, 
     return address_json(row)
 
 
+async def _address_ids(cur, user_id: int) -> list[int]:
+    await cur.execute(ADDRESS_IDS, (user_id,))
+    return [r["id"] for r in await cur.fetchall()]
+
+
+async def _lock_user(cur, user_id: int) -> None:
+    await cur.execute(LOCK_USER, (user_id,))
+    if await cur.fetchone() is None:
+        raise NotFound("No such user.")
+
+
 async def create_address(ctx: Context, user_id: int, body: dict[str, Any]) -> dict[str, Any]:
     """Add an address; the user's first one (or one marked is_default) becomes the default."""
     clean = clean_address(body)
-    async with db.transaction(ctx.db) as cur:
-        await cur.execute(LOCK_USER, (user_id,))
-        if await cur.fetchone() is None:
-            raise NotFound("No such user.")
+
+    async def work(cur) -> tuple[dict[str, Any], list[int]]:
+        await _lock_user(cur, user_id)
         await cur.execute(COUNT_ADDRESSES, (user_id,))
         counts = await cur.fetchone()
         if counts["n"] >= MAX_PER_USER:
@@ -106,7 +120,11 @@ async def create_address(ctx: Context, user_id: int, body: dict[str, Any]) -> di
             user_id, clean["receiver_name"], clean["phone"], clean["province"], clean["city"],
             clean["district"], clean["detail_address"], int(make_default)))
         await cur.execute(ADDRESS_OF_USER, (cur.lastrowid, user_id))
-        row = await cur.fetchone()
+        return await cur.fetchone(), await _address_ids(cur, user_id)
+
+    row, ids = await db.run_transaction(ctx.db, work)
+    # after the commit: the purchase path finds the new address in Redis, no MySQL needed
+    await store_addresses(ctx, user_id, ids)
     return address_json(row)
 
 
@@ -116,8 +134,9 @@ async def update_address(ctx: Context, user_id: int, address_id: int, body: dict
     current = await get_address(ctx, user_id, address_id)
     clean = clean_address({**current, **{k: v for k, v in body.items() if k != "is_default"},
                            "is_default": body.get("is_default", False)})
-    async with db.transaction(ctx.db) as cur:
-        await cur.execute(LOCK_USER, (user_id,))
+
+    async def work(cur) -> dict[str, Any]:
+        await _lock_user(cur, user_id)
         await cur.execute(ADDRESS_OF_USER_FOR_UPDATE, (address_id, user_id))
         if await cur.fetchone() is None:
             raise NotFound("No such address.")
@@ -128,28 +147,30 @@ async def update_address(ctx: Context, user_id: int, address_id: int, body: dict
             await cur.execute(UNSET_DEFAULT, (user_id,))
             await cur.execute(SET_DEFAULT, (address_id, user_id))
         await cur.execute(ADDRESS_OF_USER, (address_id, user_id))
-        row = await cur.fetchone()
-    return address_json(row)
+        return await cur.fetchone()
+
+    return address_json(await db.run_transaction(ctx.db, work))
 
 
 async def set_default(ctx: Context, user_id: int, address_id: int) -> dict[str, Any]:
     """Make this address the default and the old one not, in one transaction."""
-    async with db.transaction(ctx.db) as cur:
-        await cur.execute(LOCK_USER, (user_id,))
+    async def work(cur) -> dict[str, Any]:
+        await _lock_user(cur, user_id)
         await cur.execute(ADDRESS_OF_USER_FOR_UPDATE, (address_id, user_id))
         if await cur.fetchone() is None:
             raise NotFound("No such address.")
         await cur.execute(UNSET_DEFAULT, (user_id,))
         await cur.execute(SET_DEFAULT, (address_id, user_id))
         await cur.execute(ADDRESS_OF_USER, (address_id, user_id))
-        row = await cur.fetchone()
-    return address_json(row)
+        return await cur.fetchone()
+
+    return address_json(await db.run_transaction(ctx.db, work))
 
 
 async def delete_address(ctx: Context, user_id: int, address_id: int) -> None:
     """Delete an address; when it was the default, the newest remaining one takes over."""
-    async with db.transaction(ctx.db) as cur:
-        await cur.execute(LOCK_USER, (user_id,))
+    async def work(cur) -> list[int]:
+        await _lock_user(cur, user_id)
         await cur.execute(ADDRESS_OF_USER_FOR_UPDATE, (address_id, user_id))
         row = await cur.fetchone()
         if row is None:
@@ -160,5 +181,8 @@ async def delete_address(ctx: Context, user_id: int, address_id: int) -> None:
             newest = await cur.fetchone()
             if newest is not None:
                 await cur.execute(SET_DEFAULT, (newest["id"], user_id))
-    # the purchase path keeps the user's address ids in Redis: a deleted one must leave it
-    await forget_addresses(ctx, user_id)
+        return await _address_ids(cur, user_id)
+
+    ids = await db.run_transaction(ctx.db, work)
+    # after the commit: the purchase path keeps the user's address ids in Redis; a deleted one leaves it
+    await store_addresses(ctx, user_id, ids)

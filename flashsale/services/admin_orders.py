@@ -260,13 +260,15 @@ async def set_status(ctx: Context, admin_id: int, order_id: int, body: dict[str,
             raise NotFound("No such order.")
         raise BadStatus(f"An order cannot be moved to {status} by hand.")
     from_status, update = TRANSITIONS[status]
-    async with db.transaction(ctx.db) as cur:
+    async def work(cur) -> None:
         if await cur.execute(update, (order_id,)) != 1:
             await cur.execute(ORDER_EXISTS, (order_id,))
             if await cur.fetchone() is None:
                 raise NotFound("No such order.")
             raise BadStatus(f"Only a {from_status} order can become {status}.")
         await cur.execute(orders.INSERT_LOG, (order_id, from_status, status, admin_id, "admin", remark))
+
+    await db.run_transaction(ctx.db, work)
     return await get_order(ctx, order_id)
 
 
@@ -276,9 +278,11 @@ async def add_remark(ctx: Context, admin_id: int, order_id: int, body: dict[str,
     content = fields.text("content", max_len=MAX_REMARK)
     fields.check()
     try:
-        async with db.transaction(ctx.db) as cur:
+        async def work(cur) -> int:
             await cur.execute(INSERT_REMARK, (order_id, admin_id, content))
-            remark_id = cur.lastrowid
+            return cur.lastrowid
+
+        remark_id = await db.run_transaction(ctx.db, work)
     except IntegrityError as exc:
         if db.errno(exc) == db.NO_REFERENCED_ROW:  # fk_order_remarks_order: no such order
             raise NotFound("No such order.") from None

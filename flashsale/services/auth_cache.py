@@ -5,6 +5,8 @@ services that change a user or their addresses keep it current.
 """
 from __future__ import annotations
 
+from typing import Any
+
 from redis.exceptions import WatchError
 
 from flashsale import db
@@ -53,10 +55,29 @@ async def cache_auth_state(ctx: Context, user_id: int, epoch: int, role: str, ac
 async def cache_addresses(ctx: Context, user_id: int) -> list[str]:
     """Keep the user's address ids beside the auth state, so the purchase path needs no MySQL."""
     ids = [str(r["id"]) for r in await db.fetch_all(ctx.db, ADDRESS_IDS, (user_id,))]
-    await ctx.redis.hset(ctx.keys.user_auth(user_id), "addrs", ",".join(ids))
+    await store_addresses(ctx, user_id, ids)
     return ids
 
 
-async def forget_addresses(ctx: Context, user_id: int) -> None:
-    """Call after the user's addresses change: the next purchase reloads them."""
-    await ctx.redis.hdel(ctx.keys.user_auth(user_id), "addrs")
+async def store_addresses(ctx: Context, user_id: int, ids: list[Any]) -> None:
+    """Write the user's address ids through to the auth hash, after the commit that changed them.
+
+    Two changes of one user committed in one order may reach Redis in the other; the result is
+    then one step behind: an id missing from it is looked up in MySQL once by the purchase path,
+    and a deleted id still in it ends as an explicit `address_missing` failure with its unit back.
+    """
+    key = ctx.keys.user_auth(user_id)
+    async with ctx.redis.pipeline(transaction=True) as pipe:
+        pipe.hset(key, "addrs", ",".join(str(i) for i in ids))
+        pipe.expire(key, AUTH_TTL_S)
+        await pipe.execute()
+
+
+async def forget_user(ctx: Context, user_id: int) -> None:
+    """A deleted user: no epoch matches any more and nobody is active, without asking MySQL."""
+    key = ctx.keys.user_auth(user_id)
+    async with ctx.redis.pipeline(transaction=True) as pipe:
+        pipe.delete(key)
+        pipe.hset(key, mapping={"epoch": -1, "role": "", "active": 0, "addrs": ""})
+        pipe.expire(key, AUTH_TTL_S)
+        await pipe.execute()

@@ -72,9 +72,11 @@ def _clean_category(body: dict[str, Any]) -> tuple[str, str]:
 async def create_category(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
     name, description = _clean_category(body)
     try:
-        async with db.transaction(ctx.db) as cur:
+        async def work(cur) -> int:
             await cur.execute(INSERT_CATEGORY, (name, description))
-            category_id = cur.lastrowid
+            return cur.lastrowid
+
+        category_id = await db.run_transaction(ctx.db, work)
     except IntegrityError as exc:
         if db.errno(exc) == db.DUP_ENTRY:
             raise NameTaken() from None
@@ -85,7 +87,7 @@ async def create_category(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
 async def update_category(ctx: Context, category_id: int, body: dict[str, Any]) -> dict[str, Any]:
     """Change the name and/or description; fields left out keep their value."""
     try:
-        async with db.transaction(ctx.db) as cur:
+        async def work(cur) -> None:
             await cur.execute(LOCK_CATEGORY, (category_id,))
             current = await cur.fetchone()
             if current is None:
@@ -95,6 +97,8 @@ async def update_category(ctx: Context, category_id: int, body: dict[str, Any]) 
                 "description": body.get("description", current["description"])})
             if await cur.execute(UPDATE_CATEGORY, (name, description, category_id)):
                 await search.reindex_category(cur, category_id)
+
+        await db.run_transaction(ctx.db, work)
     except IntegrityError as exc:
         if db.errno(exc) == db.DUP_ENTRY:
             raise NameTaken() from None
@@ -105,7 +109,7 @@ async def update_category(ctx: Context, category_id: int, body: dict[str, Any]) 
 async def delete_category(ctx: Context, category_id: int) -> None:
     """Delete an empty category; one that still has goods is refused with in_use."""
     try:
-        async with db.transaction(ctx.db) as cur:
+        async def work(cur) -> None:
             await cur.execute(LOCK_CATEGORY, (category_id,))
             if await cur.fetchone() is None:
                 raise NotFound("No such category.")
@@ -113,6 +117,8 @@ async def delete_category(ctx: Context, category_id: int) -> None:
             if await cur.fetchone():
                 raise InUse("The category still has goods; move or delete them first.")
             await cur.execute(DELETE_CATEGORY, (category_id,))
+
+        await db.run_transaction(ctx.db, work)
     except IntegrityError as exc:
         if db.errno(exc) == db.ROW_IS_REFERENCED:  # goods added meanwhile: the foreign key says no
             raise InUse("The category still has goods; move or delete them first.") from None
@@ -174,11 +180,14 @@ def _missing_category(exc: IntegrityError) -> bool:
 async def create_goods(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
     clean, fields = _clean_goods(body)
     try:
-        async with db.transaction(ctx.db) as cur:
+        async def work(cur) -> int:
             await _check_category(cur, fields, clean["category_id"])
             await cur.execute(INSERT_GOODS, _goods_args(clean))
             goods_id = cur.lastrowid
             await search.index_goods(cur, goods_id)
+            return goods_id
+
+        goods_id = await db.run_transaction(ctx.db, work)
     except IntegrityError as exc:
         if _missing_category(exc):  # deleted between the check and the insert
             raise Validation({"category_id": "No such category."}) from None
@@ -189,7 +198,7 @@ async def create_goods(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
 async def update_goods(ctx: Context, goods_id: int, body: dict[str, Any]) -> dict[str, Any]:
     """Change any goods fields; fields left out keep their value. Sales and picture are not set here."""
     try:
-        async with db.transaction(ctx.db) as cur:
+        async def work(cur) -> None:
             # locked: an order taking stock waits, so the stock written here is not stale
             await cur.execute(LOCK_GOODS, (goods_id,))
             current = await cur.fetchone()
@@ -202,6 +211,8 @@ async def update_goods(ctx: Context, goods_id: int, body: dict[str, Any]) -> dic
             await _check_category(cur, fields, clean["category_id"] if changed else None)
             if await cur.execute(UPDATE_GOODS, (*_goods_args(clean), goods_id)):
                 await search.index_goods(cur, goods_id)
+
+        await db.run_transaction(ctx.db, work)
     except IntegrityError as exc:
         if _missing_category(exc):
             raise Validation({"category_id": "No such category."}) from None
@@ -213,7 +224,7 @@ async def delete_goods(ctx: Context, goods_id: int) -> None:
     """Delete goods no order or flash sale names (else in_use), and then its picture."""
     in_use = InUse("Orders or flash sales refer to these goods; they cannot be deleted.")
     try:
-        async with db.transaction(ctx.db) as cur:
+        async def work(cur) -> dict[str, Any]:
             await cur.execute(LOCK_GOODS, (goods_id,))
             current = await cur.fetchone()
             if current is None:
@@ -223,6 +234,9 @@ async def delete_goods(ctx: Context, goods_id: int) -> None:
                 if await cur.fetchone():
                     raise in_use
             await cur.execute(DELETE_GOODS, (goods_id,))
+            return current
+
+        current = await db.run_transaction(ctx.db, work)
     except IntegrityError as exc:
         if db.errno(exc) == db.ROW_IS_REFERENCED:  # an order came in meanwhile
             raise in_use from None
@@ -234,12 +248,15 @@ async def set_goods_photo(ctx: Context, goods_id: int, data: bytes) -> dict[str,
     """Store a JPEG, PNG or WebP picture (checked by content) as the goods' picture."""
     photo, path = await goods_photos.store_photo(ctx.settings, data)
     try:
-        async with db.transaction(ctx.db) as cur:
+        async def work(cur) -> dict[str, Any]:
             await cur.execute(LOCK_GOODS, (goods_id,))
             current = await cur.fetchone()
             if current is None:
                 raise NotFound("That item does not exist.")
             await cur.execute(SET_PHOTO, (photo, goods_id))
+            return current
+
+        current = await db.run_transaction(ctx.db, work)
     except BaseException:
         path.unlink(missing_ok=True)  # not awaited: this runs on cancellation too
         raise

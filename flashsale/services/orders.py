@@ -11,7 +11,7 @@ from redis.exceptions import RedisError
 
 from flashsale import db
 from flashsale.context import Context
-from flashsale.errors import BadStatus, Expired, NotFound, OutOfStock, Validation
+from flashsale.errors import BadStatus, Expired, NotFound, OutOfStock, TooManyPending, Validation
 from flashsale.services import seckill_state
 from flashsale.services.goods_photos import photo_url
 from flashsale.services import addresses
@@ -63,11 +63,23 @@ SELECT id, receiver_name, phone, province, city, district, detail_address
 TAKE_STOCK = "UPDATE goods SET stock = stock - %s, sales = sales + %s WHERE id = %s AND stock >= %s"
 # -> {price} of the goods whose row this transaction just locked, or None when it does not exist
 GOODS_PRICE = "SELECT price FROM goods WHERE id = %s"
-# -> lastrowid
+# Lock order of every write transaction, so that two of them never wait on each other in a
+# circle: flash_sales -> goods -> users -> addresses -> orders. A placement takes the goods row
+# (TAKE_STOCK) first, then the buyer's row; a cancel reads the order, locks its sale or goods row,
+# then the order; the flash-sale batch writer locks the sale, then its goods, then inserts.
+# -> the buyer's row, locked: serialises one user's placements (the pending count stays true)
+LOCK_BUYER = "SELECT id FROM users WHERE id = %s FOR UPDATE"
+# -> how many unpaid ordinary orders the buyer holds (ix_orders_user)
+PENDING_ORDINARY = """
+SELECT COUNT(*) AS n FROM orders
+ WHERE user_id = %s AND status = 'pending' AND flash_sale_id IS NULL"""
+# -> lastrowid; the pay window starts now
 INSERT_ORDER = """
 INSERT INTO orders (order_number, user_id, goods_id, quantity, unit_price, total_amount, payment_method,
-                    status, address_id, receiver_name, phone, province, city, district, detail_address)
-VALUES (%s, %s, %s, %s, %s, %s, %s, 'pending', %s, %s, %s, %s, %s, %s, %s)"""
+                    status, address_id, receiver_name, phone, province, city, district, detail_address,
+                    pay_deadline)
+VALUES (%s, %s, %s, %s, %s, %s, %s, 'pending', %s, %s, %s, %s, %s, %s, %s,
+        UTC_TIMESTAMP(3) + INTERVAL %s SECOND)"""
 INSERT_LOG = """
 INSERT INTO order_status_log (order_id, from_status, to_status, actor_id, actor, remark)
 VALUES (%s, %s, %s, %s, %s, %s)"""
@@ -90,6 +102,11 @@ UPDATE orders SET deleted_by_user = 1
  WHERE id = %s AND user_id = %s AND deleted_by_user = 0 AND status IN ('cancelled', 'completed')"""
 # -> {status} of a row this transaction holds locked
 STATUS_OF = "SELECT status FROM orders WHERE id = %s"
+# -> what a cancel must lock first (read without a lock), or None
+ORDER_TO_CANCEL = "SELECT goods_id, flash_sale_id FROM orders WHERE id = %s"
+# the sale's or the goods' row, locked before the order (the lock order above)
+LOCK_SALE_ROW = "SELECT id FROM flash_sales WHERE id = %s FOR UPDATE"
+LOCK_GOODS_ROW = "SELECT id FROM goods WHERE id = %s FOR UPDATE"
 # -> the order to cancel, locked so that two cancels queue and the second sees 'cancelled'
 LOCK_ORDER = """
 SELECT id, user_id, status, goods_id, flash_sale_id, quantity FROM orders WHERE id = %s FOR UPDATE"""
@@ -109,10 +126,10 @@ RETURN_STOCK = "UPDATE goods SET stock = stock + %s, sales = GREATEST(sales, %s)
 # 1: a flash-sale order's units are back in the sale (goods.stock is not the sale's stock)
 RETURN_SALE_UNITS = "UPDATE flash_sales SET sold = GREATEST(sold, %s) - %s WHERE id = %s"
 UNCOUNT_SALES = "UPDATE goods SET sales = GREATEST(sales, %s) - %s WHERE id = %s"
-# -> ids of pending flash-sale orders past their pay window (ix_orders_status_deadline)
+# -> ids of pending orders (ordinary and flash-sale) past their pay window (ix_orders_status_deadline)
 EXPIRED_UNPAID = """
 SELECT id FROM orders
- WHERE status = 'pending' AND pay_deadline < UTC_TIMESTAMP(3) AND flash_sale_id IS NOT NULL
+ WHERE status = 'pending' AND pay_deadline < UTC_TIMESTAMP(3)
  ORDER BY pay_deadline LIMIT %s"""
 
 
@@ -169,35 +186,46 @@ async def checkout_goods(ctx: Context, goods_id: int) -> dict[str, Any]:
 
 
 async def place_order(ctx: Context, user_id: int, body: dict[str, Any]) -> dict[str, Any]:
-    """Take the stock and write the order with its address snapshot, all in one transaction."""
+    """Take the stock and write the order with its address snapshot and pay deadline, all in one
+    transaction; a buyer holding settings.max_pending_orders unpaid orders is refused."""
     clean = clean_order(body)
     quantity = clean["quantity"]
-    number = ctx.order_numbers.next()
+
+    async def work(cur) -> dict[str, Any]:
+        taken = await cur.execute(TAKE_STOCK, (quantity, quantity, clean["goods_id"], quantity))
+        await cur.execute(GOODS_PRICE, (clean["goods_id"],))
+        goods = await cur.fetchone()
+        if goods is None:
+            raise Validation({"goods_id": "No such goods."})
+        await cur.execute(LOCK_BUYER, (user_id,))
+        if await cur.fetchone() is None:
+            raise NotFound("No such user.")
+        await cur.execute(BUYER_ADDRESS, (clean["address_id"], user_id))
+        address = await cur.fetchone()
+        if address is None:
+            raise Validation({"address_id": "Choose one of your addresses."})
+        if taken != 1:
+            raise OutOfStock()
+        await cur.execute(PENDING_ORDINARY, (user_id,))
+        if (await cur.fetchone())["n"] >= ctx.settings.max_pending_orders:
+            raise TooManyPending(f"You have {ctx.settings.max_pending_orders} unpaid orders; "
+                                 "pay or cancel one first.")
+        unit_price = goods["price"]
+        total = unit_price * quantity
+        if total > MAX_TOTAL:
+            raise Validation({"quantity": "The total is too large for one order."})
+        await cur.execute(INSERT_ORDER, (
+            ctx.order_numbers.next(), user_id, clean["goods_id"], quantity, unit_price, total,
+            clean["payment_method"], address["id"], address["receiver_name"], address["phone"],
+            address["province"], address["city"], address["district"], address["detail_address"],
+            ctx.settings.pay_window_s))
+        order_id = cur.lastrowid
+        await cur.execute(INSERT_LOG, (order_id, None, "pending", user_id, "user", ""))
+        await cur.execute(ORDER_BY_ID, (order_id,))
+        return await cur.fetchone()
+
     try:
-        async with db.transaction(ctx.db) as cur:
-            await cur.execute(BUYER_ADDRESS, (clean["address_id"], user_id))
-            address = await cur.fetchone()
-            if address is None:
-                raise Validation({"address_id": "Choose one of your addresses."})
-            taken = await cur.execute(TAKE_STOCK, (quantity, quantity, clean["goods_id"], quantity))
-            await cur.execute(GOODS_PRICE, (clean["goods_id"],))
-            goods = await cur.fetchone()
-            if goods is None:
-                raise Validation({"goods_id": "No such goods."})
-            if taken != 1:
-                raise OutOfStock()
-            unit_price = goods["price"]
-            total = unit_price * quantity
-            if total > MAX_TOTAL:
-                raise Validation({"quantity": "The total is too large for one order."})
-            await cur.execute(INSERT_ORDER, (
-                number, user_id, clean["goods_id"], quantity, unit_price, total, clean["payment_method"],
-                address["id"], address["receiver_name"], address["phone"], address["province"],
-                address["city"], address["district"], address["detail_address"]))
-            order_id = cur.lastrowid
-            await cur.execute(INSERT_LOG, (order_id, None, "pending", user_id, "user", ""))
-            await cur.execute(ORDER_BY_ID, (order_id,))
-            row = await cur.fetchone()
+        row = await db.run_transaction(ctx.db, work)
     except IntegrityError as exc:
         if db.errno(exc) == db.NO_REFERENCED_ROW:  # the address was deleted while we wrote the order
             raise Validation({"address_id": "Choose one of your addresses."}) from None
@@ -271,26 +299,31 @@ async def _refusal(cur, order_id: int, user_id: int, *, paying: bool = False) ->
 async def pay_order(ctx: Context, user_id: int, order_id: int) -> dict[str, Any]:
     """Pending to paid with a simulated payment; a flash-sale order past its window is expired."""
     transaction_id = "SIM" + secrets.token_hex(12).upper()
-    async with db.transaction(ctx.db) as cur:
+
+    async def work(cur) -> None:
         if await cur.execute(PAY_ORDER, (transaction_id, order_id, user_id)) != 1:
             raise await _refusal(cur, order_id, user_id, paying=True)
         await cur.execute(INSERT_LOG, (order_id, "pending", "paid", user_id, "user",
                                        f"transaction {transaction_id}"))
+
+    await db.run_transaction(ctx.db, work)
     return await _order(ctx, order_id)
 
 
 async def confirm_order(ctx: Context, user_id: int, order_id: int) -> dict[str, Any]:
     """Shipped to completed: the buyer confirms receipt."""
-    async with db.transaction(ctx.db) as cur:
+    async def work(cur) -> None:
         if await cur.execute(CONFIRM_ORDER, (order_id, user_id)) != 1:
             raise await _refusal(cur, order_id, user_id)
         await cur.execute(INSERT_LOG, (order_id, "shipped", "completed", user_id, "user", ""))
+
+    await db.run_transaction(ctx.db, work)
     return await _order(ctx, order_id)
 
 
 async def hide_order(ctx: Context, user_id: int, order_id: int) -> None:
     """A cancelled or completed order leaves the owner's list; admins still see it."""
-    async with db.transaction(ctx.db) as cur:
+    async def work(cur) -> None:
         if await cur.execute(HIDE_ORDER, (order_id, user_id)) != 1:
             raise await _refusal(cur, order_id, user_id)
         await cur.execute(STATUS_OF, (order_id,))
@@ -298,12 +331,22 @@ async def hide_order(ctx: Context, user_id: int, order_id: int) -> None:
         await cur.execute(INSERT_LOG, (order_id, status, status, user_id, "user",
                                        "deleted from the customer's order list"))
 
+    await db.run_transaction(ctx.db, work)
+
 
 async def cancel_order(ctx: Context, order_id: int, *, owner_id: int | None, actor: str,
                        actor_id: int | None, remark: str = "", only_if_expired: bool = False) -> dict[str, Any]:
     """Pending or paid to cancelled, returning the units exactly once; shared by the owner, the
     admins and the pay-window sweeper. owner_id None acts on any owner's order."""
-    async with db.transaction(ctx.db) as cur:
+    async def work(cur) -> dict[str, Any]:
+        # the sale's or goods' row first, then the order: the same order as placements and batches
+        await cur.execute(ORDER_TO_CANCEL, (order_id,))
+        target = await cur.fetchone()
+        if target is None:
+            raise NotFound("No such order.")
+        if target["flash_sale_id"] is not None:
+            await cur.execute(LOCK_SALE_ROW, (target["flash_sale_id"],))
+        await cur.execute(LOCK_GOODS_ROW, (target["goods_id"],))
         if owner_id is None:
             await cur.execute(LOCK_ORDER, (order_id,))
         else:
@@ -324,6 +367,11 @@ async def cancel_order(ctx: Context, order_id: int, *, owner_id: int | None, act
             await cur.execute(RETURN_SALE_UNITS, (q, q, sale_id))
             await cur.execute(UNCOUNT_SALES, (q, q, order["goods_id"]))
         await cur.execute(INSERT_LOG, (order_id, order["status"], "cancelled", actor_id, actor, remark[:255]))
+        return order
+
+    # the Redis give-back runs once, after the commit, never inside the retried transaction
+    order = await db.run_transaction(ctx.db, work)
+    q, sale_id = order["quantity"], order["flash_sale_id"]
     if sale_id is not None:
         try:
             await seckill_state.release_units(ctx, sale_id, order["user_id"], q)

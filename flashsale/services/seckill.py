@@ -188,10 +188,12 @@ async def create_sale(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
     values = _sale_fields(body, None)
     if await db.fetch_value(ctx.db, GOODS_EXISTS, (values["goods_id"],)) is None:
         raise Validation({"goods_id": "No such goods."})
-    async with db.transaction(ctx.db) as cur:
+    async def work(cur) -> int:
         await cur.execute(INSERT_SALE, (values["goods_id"], values["price"], values["total_stock"],
                                         values["per_user_limit"], values["start_time"], values["end_time"]))
-        sale_id = cur.lastrowid
+        return cur.lastrowid
+
+    sale_id = await db.run_transaction(ctx.db, work)
     row = await get_sale_row(ctx, sale_id)
     await seckill_state.write_state(ctx, row, stock=row["total_stock"])
     return sale_json(row, row["total_stock"], utcnow())
@@ -202,7 +204,7 @@ async def update_sale(ctx: Context, sale_id: int, body: dict[str, Any]) -> dict[
     now = utcnow()
     current = await get_sale_row(ctx, sale_id)
     values = _sale_fields(body, current)
-    async with db.transaction(ctx.db) as cur:
+    async def work(cur) -> int:
         await cur.execute(LOCK_SALE_FOR_EDIT, (sale_id,))
         locked = await cur.fetchone()
         if locked["status"] != "scheduled" or locked["end_time"] <= now:
@@ -223,7 +225,9 @@ async def update_sale(ctx: Context, sale_id: int, body: dict[str, Any]) -> dict[
         await cur.execute(UPDATE_SALE, (values["goods_id"], values["price"], values["total_stock"],
                                         values["per_user_limit"], values["start_time"], values["end_time"],
                                         sale_id))
-        delta = values["total_stock"] - locked["total_stock"]
+        return values["total_stock"] - locked["total_stock"]
+
+    delta = await db.run_transaction(ctx.db, work)
     row = await get_sale_row(ctx, sale_id)
     remaining = await seckill_state.adjust_state(ctx, row, delta)
     return sale_json(row, remaining, utcnow())
@@ -237,10 +241,11 @@ async def _goods_missing(cur, goods_id: int) -> bool:
 async def cancel_sale(ctx: Context, sale_id: int) -> dict[str, Any]:
     """Stop a sale: no new admissions; orders already made stay (admins cancel them one by one)."""
     await get_sale_row(ctx, sale_id)
-    if await db.execute(ctx.db, CANCEL_SALE, (sale_id,)) != 1:
+    if await db.write(ctx.db, CANCEL_SALE, (sale_id,)) != 1:
         raise BadStatus("The sale is already cancelled.")
     row = await get_sale_row(ctx, sale_id)
-    await seckill_state.adjust_state(ctx, row, 0)
+    await seckill_state.adjust_state(ctx, row, 0)  # admission answers `ended` from now on
+    await seckill_state.expire_state(ctx, row)  # and its keys go sale_state_keep_s from now
     return sale_json(row, None, utcnow())
 
 

@@ -16,6 +16,9 @@ from flashsale.context import Context
 # Batches of one sale take its row lock first: they and the dead-lettering of an entry then
 # never decide about the same request at the same time.
 LOCK_SALE_FOR_ORDERS = "SELECT sold FROM flash_sales WHERE id = %s FOR UPDATE"
+# then the goods' row, before the inserts lock the buyers' rows (their foreign keys): the lock
+# order of every write, flash_sales -> goods -> users -> addresses -> orders (see services/orders.py)
+LOCK_GOODS_FOR_ORDERS = "SELECT id FROM goods WHERE id = %s FOR UPDATE"
 # -> the delivery addresses of a batch, for the orders' snapshots
 ADDRESSES_OF = """
 SELECT id, user_id, receiver_name, phone, province, city, district, detail_address
@@ -108,9 +111,12 @@ async def write_batch(ctx: Context, sale: dict[str, Any], entries: list[Entry]) 
 
     An entry whose request already failed, or whose address is gone (or is not the buyer's),
     makes no order; _settle records the latter as a failure."""
-    numbers = {e.request_id: ctx.order_numbers.next() for e in entries}
-    async with db.transaction(ctx.db) as cur:
+    async def work(cur) -> BatchOutcome:
+        # numbers made per attempt: after a commit whose answer was lost, the retry finds the
+        # first attempt's orders under other numbers and counts them as earlier, not new
+        numbers = {e.request_id: ctx.order_numbers.next() for e in entries}
         await cur.execute(LOCK_SALE_FOR_ORDERS, (sale["id"],))
+        await cur.execute(LOCK_GOODS_FOR_ORDERS, (sale["goods_id"],))
         await cur.execute(FAILURES_OF_REQUESTS.format(marks=", ".join(["%s"] * len(entries))),
                           [e.request_id for e in entries])
         failed_before = {r["request_id"] for r in await cur.fetchall()}
@@ -131,12 +137,18 @@ async def write_batch(ctx: Context, sale: dict[str, Any], entries: list[Entry]) 
             await cur.execute(INSERT_ORDERS.format(rows=", ".join([ORDER_ROW] * rows)), args)
         return await _settle(cur, sale, entries, "address_missing", numbers)
 
+    # idempotent by request id: a retry after a lost COMMIT answer makes no second order
+    return await db.run_transaction(ctx.db, work, idempotent=True)
+
 
 async def give_up(ctx: Context, sale: dict[str, Any], entries: list[Entry], reason: str) -> BatchOutcome:
     """Record entries that failed too often as failures, unless an order exists for them already."""
-    async with db.transaction(ctx.db) as cur:
+    async def work(cur) -> BatchOutcome:
         await cur.execute(LOCK_SALE_FOR_ORDERS, (sale["id"],))
         return await _settle(cur, sale, entries, reason, None)
+
+    # idempotent: INSERT_FAILURE is keyed by request id, and an existing failure is only read
+    return await db.run_transaction(ctx.db, work, idempotent=True)
 
 
 async def dead_letter(ctx: Context, sale_id: int, entry: Entry, reason: str, deliveries: int) -> bool:

@@ -12,7 +12,7 @@ from typing import Any
 from flashsale import db
 from flashsale.context import Context
 from flashsale.errors import NotFound
-from flashsale.jsonio import money
+from flashsale.jsonio import money, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -68,16 +68,31 @@ async def adjust_state(ctx: Context, row: dict[str, Any], stock_delta: int) -> i
     return int(remaining)
 
 
-async def expire_state(ctx: Context, row: dict[str, Any]) -> None:
-    """Let an ended sale's Redis keys go settings.sale_state_keep_s after its end."""
-    k, sale_id = ctx.keys, row["id"]
-    at_ms = _ms(row["end_time"]) + ctx.settings.sale_state_keep_s * 1000
-    keys = [k.sale_window(sale_id), k.sale_stock(sale_id), k.sale_buyers(sale_id), k.sale_stream(sale_id),
+def is_over(row: dict[str, Any], now: dt.datetime) -> bool:
+    """An ended or cancelled sale: admission answers `ended`, its state is never rebuilt."""
+    return row["status"] == "cancelled" or row["end_time"] <= now
+
+
+def sale_keys(ctx: Context, sale_id: int) -> list[str]:
+    """Every key of a sale but the per-user rate counters (they expire within a second) and the
+    rebuild lock (SET with PX)."""
+    k = ctx.keys
+    return [k.sale_window(sale_id), k.sale_stock(sale_id), k.sale_buyers(sale_id), k.sale_stream(sale_id),
             k.sale_results(sale_id), k.sale_user_request(sale_id), k.sale_stats(sale_id),
             k.sale_dead(sale_id), k.sale_released(sale_id)]
+
+
+async def expire_state(ctx: Context, row: dict[str, Any]) -> None:
+    """Let an ended (or cancelled) sale's Redis keys go settings.sale_state_keep_s after its end
+    (or now, for a cancel), and take it out of fs:active. Safe to repeat: keys made after an
+    earlier call (results and dead letters of the drain) get their expiry from the next one."""
+    sale_id = row["id"]
+    end = row["end_time"] if row["status"] != "cancelled" else min(row["end_time"], utcnow())
+    at_ms = _ms(end) + ctx.settings.sale_state_keep_s * 1000
     async with ctx.redis.pipeline(transaction=False) as pipe:
-        for key in keys:
+        for key in sale_keys(ctx, sale_id):
             pipe.pexpireat(key, at_ms)
+        pipe.srem(ctx.keys.active_sales(), sale_id)
         await pipe.execute()
 
 
@@ -118,6 +133,8 @@ async def rebuild_state(ctx: Context, sale_id: int) -> bool:
         row = await db.fetch_one(ctx.db, SALE_WINDOW, (sale_id,))
         if row is None:
             raise NotFound()
+        if is_over(row, utcnow()):
+            return False  # nobody may buy any more: an over sale's state is never written again
         held = await db.fetch_all(ctx.db, HELD_BY_ORDERS, (sale_id,))
         ended = {r["request_id"] for r in await db.fetch_all(ctx.db, ENDED_REQUESTS, (sale_id, sale_id))}
         buyers: dict[int, int] = {}

@@ -7,7 +7,7 @@ import logging
 
 from aiohttp import WSMsgType, web
 
-from flashsale.appkeys import ADMISSION, CTX
+from flashsale.appkeys import ADMISSION, CTX, LIVE_LIMITS
 from flashsale.auth import require_admin
 from flashsale.csrf import checks_own_csrf
 from flashsale.errors import CsrfFailed, Unauthenticated, Validation
@@ -103,6 +103,12 @@ async def live(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CTX]
     sale_id = id_of(request)
     await seckill.get_sale_row(ctx, sale_id)
+    # over a cap: refused (429 per address, 503 per process) before the upgrade, nothing held
+    with request.app[LIVE_LIMITS].hold(request.remote or ""):
+        return await _serve_live(ctx, request, sale_id)
+
+
+async def _serve_live(ctx, request: web.Request, sale_id: int) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(heartbeat=30.0)
     await ws.prepare(request)
     last, quiet = None, 0.0
