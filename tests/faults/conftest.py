@@ -121,4 +121,5 @@ async def make_shop(request, tmp_path):
                 proxy.stop()
         shop.redis.stop()
         await _drop(shop.settings)
-        remove_tree(shop.workdir)
+        if not os.environ.get("FLASHSALE_FAULTS_KEEP"):  # keep logs to read after a failure
+            remove_tree(shop.workdir)
