@@ -114,7 +114,10 @@ class Proxy:
             except (ConnectionError, OSError):
                 pass
             finally:
-                dst.transport.abort() if not self.up else dst.close()
+                if self.up:
+                    dst.close()
+                else:
+                    dst.transport.abort()
 
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
         self._transports.difference_update(pair)
@@ -133,24 +136,21 @@ class RedisServer:
         self.proc: subprocess.Popen | None = None
 
     def start(self, *extra: str) -> "RedisServer":
-        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                "--dir", str(self.dir), "--daemonize", "no", "--logfile", str(self.dir / "redis.log"),
-                "--appendonly", "yes" if self.aof else "no", "--appendfsync", "everysec", *extra]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
+        """Start and wait until it answers PING (loading included)."""
+        self.start_no_wait(*extra)
+        deadline = time.monotonic() + 30
         while True:
             try:
                 with SyncRedis(port=self.port, socket_timeout=1) as r:
                     r.ping()
                     return self
-            except Exception as exc:  # still loading or not yet listening
-                if "LOADING" not in str(exc) and time.monotonic() > deadline:
-                    raise
-                if time.monotonic() > deadline + 20:
+            except Exception:  # not listening yet, or still loading its data
+                if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
 
     def start_no_wait(self, *extra: str) -> None:
+        """Start on the same port and directory; extra arguments go to redis-server."""
         args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                 "--dir", str(self.dir), "--daemonize", "no", "--logfile", str(self.dir / "redis.log"),
                 "--appendonly", "yes" if self.aof else "no", "--appendfsync", "everysec", *extra]

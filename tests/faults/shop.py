@@ -15,7 +15,7 @@ from asyncmy.cursors import DictCursor
 from flashsale.db import connect_kwargs
 from flashsale.settings import Settings
 
-from .harness import (ADMIN_PASSWORD, Client, Ledger, Proxy, RedisServer, ServerProcess, gather_bounded,
+from .harness import (ADMIN_PASSWORD, PASSWORD, Client, Ledger, Proxy, RedisServer, ServerProcess, gather_bounded,
                       iso, utcnow)
 
 ORDERS_OF_SALE = """
@@ -104,7 +104,7 @@ class Shop:
             r = await c.add_address(i, default=True, retry=True)
             assert r.status == 201, r
             if relogin:
-                r = await c.login(name, c_password())
+                r = await c.login(name, PASSWORD)
                 assert r.status == 200, r
             return c
         self.ledger.phase = "setup"
@@ -128,11 +128,6 @@ class Shop:
                 return list(await cur.fetchall())
         finally:
             await conn.ensure_closed()
-
-
-def c_password() -> str:
-    from .harness import PASSWORD
-    return PASSWORD
 
 
 async def purchase(c: Client, sale_id: int):

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import signal
 import time
 
 import pytest
 
 from .conftest import record_case
-from .shop import goods_violations, place_order, purchase, sale_violations, storm
+from .shop import goods_violations, place_order, sale_violations, storm
 
 pytestmark = pytest.mark.slow
 

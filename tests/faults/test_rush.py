@@ -33,8 +33,8 @@ async def test_rush_of_every_write_route(make_shop):
     async def signup(i: int):
         c = shop.client()
         name = f"r{shop.name}_{i}"
-        r = await c.call("POST", "/api/auth/register",
-                         {"username": name, "password": PASSWORD, "email": f"{name}@example.com"})
+        await c.call("POST", "/api/auth/register",
+                     {"username": name, "password": PASSWORD, "email": f"{name}@example.com"})
         await c.login(name, PASSWORD, retry=False)
         for n in range(3):
             await c.add_address(n, default=(n == 0))
@@ -44,12 +44,13 @@ async def test_rush_of_every_write_route(make_shop):
 
     # admin: catalog writes, and the goods everyone wants at once
     goods_id = await shop.goods(GOODS_STOCK)
-    r = await admin.call("PUT", f"/api/admin/goods/{goods_id}", {"description": "rush edition"})
+    edits = [await admin.call("PUT", f"/api/admin/goods/{goods_id}", {"description": "rush edition"})]
     cats = await admin.call("GET", "/api/admin/categories")
-    if cats.status == 200 and cats.data["items"]:
-        await admin.call("PUT", f"/api/admin/categories/{cats.data['items'][0]['id']}", {"description": "rush"})
+    edits.append(await admin.call("PUT", f"/api/admin/categories/{cats.data['items'][0]['id']}",
+                                  {"description": "rush"}))
     sale_id = await shop.sale(100)
-    await admin.call("PUT", f"/api/admin/seckill/{sale_id}", {"end_time": "2099-01-01T00:00:00Z"})
+    edits.append(await admin.call("PUT", f"/api/admin/seckill/{sale_id}", {"end_time": "2099-01-01T00:00:00Z"}))
+    violations += [f"an admin edit answered {e.status} {e.reason}" for e in edits if e.status != 200]
 
     placed: dict[int, int] = {}
 
@@ -103,11 +104,15 @@ async def test_rush_of_every_write_route(make_shop):
     paid = await shop.rows("SELECT id, user_id FROM orders WHERE goods_id = %s AND status = 'paid'", (goods_id,))
     owner = {c.user.get("id"): c for c in people}
     for row in paid[:10]:
-        await admin.call("POST", f"/api/admin/orders/{row['id']}/remarks", {"content": "rush"})
-        await admin.call("POST", f"/api/admin/orders/{row['id']}/status", {"status": "shipped", "remark": "go"})
         c = owner[row["user_id"]]
-        await c.call("POST", f"/api/orders/{row['id']}/confirm", route="POST /api/orders/{id}/confirm")
-        await c.call("DELETE", f"/api/orders/{row['id']}", route="DELETE /api/orders/{id}")
+        steps = [
+            (201, await admin.call("POST", f"/api/admin/orders/{row['id']}/remarks", {"content": "rush"})),
+            (200, await admin.call("POST", f"/api/admin/orders/{row['id']}/status",
+                                   {"status": "shipped", "remark": "go"})),
+            (200, await c.call("POST", f"/api/orders/{row['id']}/confirm", route="POST /api/orders/{id}/confirm")),
+            (200, await c.call("DELETE", f"/api/orders/{row['id']}", route="DELETE /api/orders/{id}"))]
+        violations += [f"order {row['id']}: answered {a.status} {a.reason}, expected {want}"
+                       for want, a in steps if a.status != want]
 
     # the flash-sale storm, with account and admin writes at the same time
     admitted = {}
