@@ -5,13 +5,11 @@ from aiohttp import web
 
 from flashsale.appkeys import CTX
 from flashsale.auth import require_admin
-from flashsale.bodies import Body, Field
 from flashsale.errors import Validation
 from flashsale.services import admin_stats
 from flashsale.webjson import envelope
 
 routes = web.RouteTableDef()
-STATS_QUERY = Body(Field.integer("days", 1, admin_stats.MAX_DAYS, required=False, default=14))
 
 
 @routes.get("/api/admin/stats")
@@ -24,5 +22,5 @@ async def stats(request: web.Request) -> web.Response:
         raise Validation({"only": "Must be live, or left out."})
     if only == "live":
         return envelope({"live_sales": await admin_stats.live_sales(ctx)})
-    days = STATS_QUERY.clean(request.query)["days"]
+    days = admin_stats.STATS_QUERY.clean(request.query)["days"]
     return envelope(await admin_stats.dashboard(ctx, days))
