@@ -88,7 +88,7 @@ async def test_schemathesis_finds_no_5xx_and_every_answer_conforms(fuzzed_app, t
     for operation_id in SESSION_ENDERS + KNOWN_BUG_EXCLUSIONS:
         args += ["--exclude-operation-id", operation_id]
     proc = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE,
-                                                stderr=asyncio.subprocess.STDOUT)
+                                                stderr=asyncio.subprocess.STDOUT, cwd=tmp_path)
     out, _ = await asyncio.wait_for(proc.communicate(), RUN_TIMEOUT_S)
     text = out.decode(errors="replace")
     print(text[-3000:])
