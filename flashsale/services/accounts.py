@@ -17,8 +17,9 @@ from flashsale.errors import (
     UsernameTaken, WrongOldPassword,
 )
 from flashsale.passwords import needs_rehash
+from flashsale.bodies import Body, Field
 from flashsale.services.auth_cache import cache_addresses, cache_auth_state, forget_user
-from flashsale.validate import EMAIL, PHONE, USERNAME, Fields
+from flashsale.validate import EMAIL, PHONE, USERNAME
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,30 @@ SELECT COUNT(*) FROM users
 
 ROLES = frozenset({"user", "admin"})
 
+EMAIL_FIELD = Field.text("email", max_len=254, required=False, pattern=EMAIL,
+                         pattern_message="Not a valid email address.")
+PHONE_FIELD = Field.text("phone", max_len=32, required=False, pattern=PHONE,
+                         pattern_message="Not a valid phone number.",
+                         doc="Spaces and dashes are dropped.")
+REGISTER_BODY = Body(
+    Field.text("username", min_len=3, max_len=32, pattern=USERNAME,
+               pattern_message="Use 3 to 32 letters, digits or underscores."),
+    Field.password("password"),
+    EMAIL_FIELD,
+    PHONE_FIELD,
+    doc="At least one of email and phone.",
+)
+# checked only when a field is missing or not text: a long name or password is cut, then fails to match
+LOGIN_BODY = Body(Field.text("username", max_len=64), Field.text("password", max_len=128))
+PASSWORD_BODY = Body(Field.password("old_password", min_len=1, max_len=None), Field.password("new_password"))
+# never refused (the answer is 202 whatever is sent): the document's description only
+RESET_REQUEST_BODY = Body(Field.text("username", max_len=254, required=False),
+                          Field.text("email", max_len=254, required=False),
+                          doc="A username or an email address.")
+RESET_BODY = Body(Field.text("token", max_len=200), Field.password("new_password"))
+USER_EDIT_BODY = Body(Field.choice("role", ROLES, required=False), Field.boolean("is_active"),
+                      EMAIL_FIELD, PHONE_FIELD)
+
 
 def user_json(row: dict[str, Any]) -> dict[str, Any]:
     return {
@@ -84,24 +109,9 @@ def admin_user_json(row: dict[str, Any]) -> dict[str, Any]:
     return {**user_json(row), "is_active": bool(row["is_active"])}
 
 
-def _check_password(fields: Fields, name: str) -> str | None:
-    raw = fields.body.get(name)
-    if not isinstance(raw, str) or not raw:
-        fields.error(name, "This field is required.")
-        return None
-    if not 8 <= len(raw) <= 128:
-        fields.error(name, "Must be 8 to 128 characters.")
-        return None
-    return raw
-
-
-def _contact(fields: Fields) -> tuple[str | None, str | None]:
-    email = fields.text("email", max_len=254, required=False)
-    phone = fields.text("phone", max_len=32, required=False)
-    if email is not None and not EMAIL.match(email):
-        fields.error("email", "Not a valid email address.")
-    if phone is not None and not PHONE.match(phone):
-        fields.error("phone", "Not a valid phone number.")
+def _contact(clean: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The checked email (lower case) and phone (without spaces and dashes)."""
+    email, phone = clean["email"], clean["phone"]
     if phone is not None:
         phone = phone.replace(" ", "").replace("-", "")
     return (email.lower() if email else None), phone
@@ -122,12 +132,9 @@ def _duplicate(exc: IntegrityError) -> Exception:
 async def register(ctx: Context, body: dict[str, Any], *, role: str = "user",
                    require_contact: bool = True) -> dict[str, Any]:
     """Create an account; refusals name the first field that is already taken."""
-    fields = Fields(body)
-    username = fields.text("username", min_len=3, max_len=32)
-    if username is not None and not USERNAME.match(username):
-        fields.error("username", "Use 3 to 32 letters, digits or underscores.")
-    password = _check_password(fields, "password")
-    email, phone = _contact(fields)
+    clean, fields = REGISTER_BODY.read(body)
+    username, password = clean["username"], clean["password"]
+    email, phone = _contact(clean)
     if require_contact and email is None and phone is None and "email" not in fields.errors and "phone" not in fields.errors:
         fields.error("email", "Give an email address or a phone number.")
     fields.check()
@@ -154,10 +161,7 @@ async def authenticate(ctx: Context, body: dict[str, Any], ip: str) -> dict[str,
     username = body.get("username")
     password = body.get("password")
     if not isinstance(username, str) or not isinstance(password, str) or not username or not password:
-        fields = Fields(body)
-        fields.text("username", max_len=64)
-        fields.text("password", max_len=128)
-        fields.check()
+        LOGIN_BODY.clean(body)
     s, keys = ctx.settings, ctx.keys
     user_key, ip_key = keys.login_fail_user(username[:64]), keys.login_fail_ip(ip)
     await ratelimit.ensure_below(ctx.redis, [(ip_key, s.login_fail_ip_limit)])
@@ -204,12 +208,8 @@ async def _set_password(ctx: Context, user_id: int, new_password: str) -> int:
 
 async def change_password(ctx: Context, user_id: int, body: dict[str, Any]) -> int:
     """Check the old password, set the new one; returns the epoch the caller's session keeps."""
-    fields = Fields(body)
-    old = body.get("old_password")
-    if not isinstance(old, str) or not old:
-        fields.error("old_password", "This field is required.")
-    new = _check_password(fields, "new_password")
-    fields.check()
+    clean = PASSWORD_BODY.clean(body)
+    old, new = clean["old_password"], clean["new_password"]
     row = await db.fetch_one(ctx.db, USER_WITH_HASH_BY_ID, (user_id,))
     if row is None or not await ctx.hasher.verify(old[:128], row["password_hash"]):
         raise WrongOldPassword()
@@ -241,9 +241,8 @@ async def request_reset(ctx: Context, body: dict[str, Any], ip: str, link_base: 
 
 async def reset_password(ctx: Context, body: dict[str, Any]) -> None:
     """Use a reset token once; the new password ends every session of the user."""
-    fields = Fields(body)
-    token = fields.text("token", max_len=200)
-    new = _check_password(fields, "new_password")
+    clean, fields = RESET_BODY.read(body)
+    token, new = clean["token"], clean["new_password"]
     if "token" in fields.errors:
         raise InvalidToken()
     fields.check()
@@ -270,15 +269,12 @@ async def list_users(ctx: Context, q: str, page: int, per_page: int) -> tuple[li
 async def update_user(ctx: Context, actor_id: int, user_id: int, body: dict[str, Any]) -> dict[str, Any]:
     """Admin edit of role, ban flag and contact; a ban or role change ends the user's sessions."""
     current = await get_user(ctx, user_id)
-    fields = Fields(body)
-    role = fields.choice("role", ROLES, required=False, default=current["role"])
-    active = fields.boolean("is_active", default=bool(current["is_active"]))
-    email, phone = current["email"], current["phone"]
-    if "email" in body or "phone" in body:
-        new_email, new_phone = _contact(fields)
-        email = new_email if "email" in body else email
-        phone = new_phone if "phone" in body else phone
-    fields.check()
+    clean = USER_EDIT_BODY.clean(body, defaults={"role": current["role"],
+                                                 "is_active": bool(current["is_active"])})
+    role, active = clean["role"], clean["is_active"]
+    new_email, new_phone = _contact(clean)
+    email = new_email if "email" in body else current["email"]
+    phone = new_phone if "phone" in body else current["phone"]
     if user_id == actor_id and (role != current["role"] or not active):
         raise OwnAccount()
     losing_admin = current["role"] == "admin" and current["is_active"] and (role != "admin" or not active)

@@ -6,8 +6,9 @@ from typing import Any
 from flashsale import db
 from flashsale.context import Context
 from flashsale.errors import LimitReached, NotFound
+from flashsale.bodies import Body, Field
 from flashsale.services.auth_cache import store_addresses
-from flashsale.validate import PHONE, Fields
+from flashsale.validate import PHONE
 
 MAX_PER_USER = 20
 ADDRESS_COLUMNS = ("id, receiver_name, phone, province, city, district, detail_address, is_default, "
@@ -47,14 +48,15 @@ DELETE_ADDRESS = "DELETE FROM addresses WHERE id = %s AND user_id = %s"
 # -> the id of the user's most recently added address, or None
 NEWEST_ADDRESS = "SELECT id FROM addresses WHERE user_id = %s ORDER BY created_at DESC, id DESC LIMIT 1"
 
-TEXT_FIELDS = (
-    # name, max length, required
-    ("receiver_name", 64, True),
-    ("phone", 32, True),
-    ("province", 64, True),
-    ("city", 64, True),
-    ("district", 64, False),
-    ("detail_address", 255, True),
+ADDRESS_BODY = Body(
+    Field.text("receiver_name", max_len=64, default=""),
+    Field.text("phone", max_len=32, default="", pattern=PHONE, pattern_message="Not a valid phone number.",
+               doc="Spaces and dashes are dropped."),
+    Field.text("province", max_len=64, default=""),
+    Field.text("city", max_len=64, default=""),
+    Field.text("district", max_len=64, required=False, default=""),
+    Field.text("detail_address", max_len=255, default=""),
+    Field.boolean("is_default"),
 )
 
 
@@ -69,15 +71,8 @@ def address_json(row: dict[str, Any]) -> dict[str, Any]:
 
 def clean_address(body: dict[str, Any]) -> dict[str, Any]:
     """The address fields of a body, trimmed and checked; raises Validation with every error."""
-    fields = Fields(body)
-    clean: dict[str, Any] = {}
-    for name, max_len, required in TEXT_FIELDS:
-        clean[name] = fields.text(name, max_len=max_len, required=required, default="")
-    if clean["phone"] and not PHONE.match(clean["phone"]):
-        fields.error("phone", "Not a valid phone number.")
+    clean = ADDRESS_BODY.clean(body)
     clean["phone"] = clean["phone"].replace(" ", "").replace("-", "")
-    clean["is_default"] = fields.boolean("is_default")
-    fields.check()
     return clean
 
 

@@ -15,12 +15,16 @@ from flashsale.context import Context
 from flashsale.errors import BadStatus, NotFound, Validation
 from flashsale.jsonio import money, parse_time, utcnow
 from flashsale.services import orders
+from flashsale.bodies import Body, Field
 from flashsale.validate import Fields
 
 MAX_QUERY_LEN = 64
 MAX_PREFIX_USERS = 1000  # a search for a prefix that many users share shows the first ones' orders
 MAX_REMARK = 1000
 MAX_LOG_REMARK = 255  # order_status_log.remark
+STATUS_BODY = Body(Field.choice("status", orders.STATUSES),
+                   Field.text("remark", min_len=0, max_len=MAX_LOG_REMARK, required=False, default=""))
+REMARK_BODY = Body(Field.text("content", max_len=MAX_REMARK))
 EXPORT_BATCH = 500
 # what an admin may move an order to, from each status; cancelling goes through orders.cancel_order
 NEXT_STATUSES = {"pending": ("cancelled",), "paid": ("shipped", "cancelled"), "shipped": ("completed",)}
@@ -248,10 +252,8 @@ async def get_order(ctx: Context, order_id: int) -> dict[str, Any]:
 async def set_status(ctx: Context, admin_id: int, order_id: int, body: dict[str, Any]) -> dict[str, Any]:
     """Paid to shipped, shipped to completed, pending or paid to cancelled (units returned once);
     each change is one conditional UPDATE with its log row. Anything else is bad_status."""
-    fields = Fields(body)
-    status = fields.choice("status", frozenset(orders.STATUSES))
-    remark = fields.text("remark", min_len=0, max_len=MAX_LOG_REMARK, required=False, default="")
-    fields.check()
+    clean = STATUS_BODY.clean(body)
+    status, remark = clean["status"], clean["remark"]
     if status == "cancelled":
         await orders.cancel_order(ctx, order_id, owner_id=None, actor="admin", actor_id=admin_id, remark=remark)
         return await get_order(ctx, order_id)
@@ -274,9 +276,7 @@ async def set_status(ctx: Context, admin_id: int, order_id: int, body: dict[str,
 
 async def add_remark(ctx: Context, admin_id: int, order_id: int, body: dict[str, Any]) -> dict[str, Any]:
     """An admin's note on an order (the buyer never sees it)."""
-    fields = Fields(body)
-    content = fields.text("content", max_len=MAX_REMARK)
-    fields.check()
+    content = REMARK_BODY.clean(body)["content"]
     try:
         async def work(cur) -> int:
             await cur.execute(INSERT_REMARK, (order_id, admin_id, content))

@@ -8,6 +8,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from flashsale import db
+from flashsale.bodies import Body, Field
 from flashsale.context import Context
 from flashsale.jsonio import utcnow
 from flashsale.services.orders import STATUSES
@@ -15,6 +16,8 @@ from flashsale.services.orders import STATUSES
 MAX_DAYS = 90
 TOP_GOODS = 5
 RATE_WINDOW_S = 10
+# the dashboard's query string (besides only=live)
+STATS_QUERY = Body(Field.integer("days", 1, MAX_DAYS, required=False, default=14))
 
 # -> {day, status, n, amount} per day and status of the orders created since a time. A range of
 # ix_orders_created (forced: for a long period on a small table the optimizer prefers a full scan,

@@ -12,13 +12,17 @@ from flashsale.context import Context
 from flashsale.errors import NotFound
 from flashsale.services import search, seckill
 from flashsale.services.goods_photos import photo_url
-from flashsale.validate import Fields
+from flashsale.bodies import Body, Field
 
 RELATED_COUNT = 4
 MAX_QUERY_LEN = 100
 
 SORTS = frozenset({"sales", "price", "new"})
 ORDERS = frozenset({"asc", "desc"})
+# the goods list's query string (besides q, page and per_page)
+GOODS_QUERY = Body(Field.integer("category_id", 1, 2**32 - 1, required=False),
+                   Field.choice("sort", SORTS, required=False, default="sales"),
+                   Field.choice("order", ORDERS, required=False, doc="Default: desc, but asc for price."))
 DEFAULT_ORDER = {"sales": "desc", "price": "asc", "new": "desc"}
 # (sort, order) -> ORDER BY; each one is read straight off an index (see 0002_catalog_indexes):
 # sales: ix_goods_sales / ix_goods_category_sales, price: ix_goods_price / ix_goods_category_price,
@@ -124,11 +128,8 @@ async def list_categories(ctx: Context) -> list[dict[str, Any]]:
 
 def goods_filters(query: Mapping[str, str]) -> dict[str, Any]:
     """`category_id`, `q`, `sort` and `order` of a goods list query; raises Validation."""
-    fields = Fields(dict(query))
-    category_id = fields.integer("category_id", low=1, high=2**32 - 1, required=False)
-    sort = fields.choice("sort", SORTS, required=False, default="sales")
-    order = fields.choice("order", ORDERS, required=False, default=None)
-    fields.check()
+    clean = GOODS_QUERY.clean(query)
+    category_id, sort, order = clean["category_id"], clean["sort"], clean["order"]
     q = " ".join(query.get("q", "").split())[:MAX_QUERY_LEN]
     return {"category_id": category_id, "q": q, "sort": sort, "order": order or DEFAULT_ORDER[sort]}
 

@@ -1,7 +1,6 @@
 """Catalog administration: creating, changing and deleting categories and goods, and goods pictures."""
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 from asyncmy.errors import IntegrityError
@@ -9,14 +8,27 @@ from asyncmy.errors import IntegrityError
 from flashsale import db
 from flashsale.context import Context
 from flashsale.errors import InUse, NotFound, Refusal, Validation
-from flashsale.jsonio import parse_money
+from flashsale.bodies import Body, Field
 from flashsale.services import catalog, goods_photos, search
 from flashsale.validate import Fields
 
 MAX_STOCK = 10_000_000
 MAX_DESCRIPTION = 5000
-GOODS_FIELDS = frozenset({"category_id", "name", "description", "price", "original_price", "stock",
-                          *(name for name, _ in catalog.SPEC_FIELDS)})
+MONEY_MESSAGE = "Must be an amount like 19.90 (at most two decimals, below 100000000)."
+CATEGORY_BODY = Body(Field.text("name", max_len=64),
+                     Field.text("description", min_len=0, max_len=500, required=False, default=""))
+# a PUT sends any of these; the ones left out keep their value
+GOODS_BODY = Body(
+    Field.integer("category_id", 1, 2**32 - 1),
+    Field.text("name", max_len=200),
+    Field.text("description", min_len=0, max_len=MAX_DESCRIPTION, required=False, default=""),
+    Field.money("price", message=MONEY_MESSAGE),
+    Field.money("original_price", required=False, message=MONEY_MESSAGE, doc="Not below the price."),
+    Field.integer("stock", 0, MAX_STOCK, required=False, default=0),
+    *(Field.text(name, min_len=0, max_len=max_len, required=False, default="")
+      for name, max_len in catalog.SPEC_FIELDS),
+)
+GOODS_FIELDS = frozenset(field.name for field in GOODS_BODY.fields)
 
 # -> the category's id, locked until the transaction ends, or None
 LOCK_CATEGORY = "SELECT id, name, description FROM categories WHERE id = %s FOR UPDATE"
@@ -62,11 +74,8 @@ class NameTaken(Refusal):
 # --- categories ------------------------------------------------------------------------------
 
 def _clean_category(body: dict[str, Any]) -> tuple[str, str]:
-    fields = Fields(body)
-    name = fields.text("name", max_len=64)
-    description = fields.text("description", min_len=0, max_len=500, required=False, default="")
-    fields.check()
-    return name, description
+    clean = CATEGORY_BODY.clean(body)
+    return clean["name"], clean["description"]
 
 
 async def create_category(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
@@ -127,32 +136,9 @@ async def delete_category(ctx: Context, category_id: int) -> None:
 
 # --- goods -----------------------------------------------------------------------------------
 
-def _money(fields: Fields, name: str, *, required: bool) -> Decimal | None:
-    raw = fields.body.get(name)
-    if raw is None or raw == "":
-        if required:
-            fields.error(name, "This field is required.")
-        return None
-    value = parse_money(raw)
-    if value is None:
-        fields.error(name, "Must be an amount like 19.90 (at most two decimals, below 100000000).")
-    return value
-
-
 def _clean_goods(body: dict[str, Any]) -> tuple[dict[str, Any], Fields]:
     """Every goods field of body, checked; the caller adds the category check, then `check()`s."""
-    fields = Fields(body)
-    clean: dict[str, Any] = {
-        "category_id": fields.integer("category_id", low=1, high=2**32 - 1),
-        "name": fields.text("name", max_len=200),
-        "description": fields.text("description", min_len=0, max_len=MAX_DESCRIPTION, required=False,
-                                   default=""),
-        "price": _money(fields, "price", required=True),
-        "original_price": _money(fields, "original_price", required=False),
-        "stock": fields.integer("stock", low=0, high=MAX_STOCK, required=False, default=0),
-    }
-    for name, max_len in catalog.SPEC_FIELDS:
-        clean[name] = fields.text(name, min_len=0, max_len=max_len, required=False, default="")
+    clean, fields = GOODS_BODY.read(body)
     if (clean["price"] is not None and clean["original_price"] is not None
             and clean["original_price"] < clean["price"]):
         fields.error("original_price", "Must not be below the price.")

@@ -15,7 +15,7 @@ from flashsale.errors import BadStatus, Expired, NotFound, OutOfStock, TooManyPe
 from flashsale.services import seckill_state
 from flashsale.services.goods_photos import photo_url
 from flashsale.services import addresses
-from flashsale.validate import Fields
+from flashsale.bodies import Body, Field
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +24,13 @@ PAYMENT_METHODS = frozenset({"alipay", "wechat", "card"})
 MAX_QUANTITY = 99
 MAX_ID = 2**63 - 1
 MAX_TOTAL = Decimal("99999999.99")  # DECIMAL(10,2)
+ORDER_BODY = Body(
+    Field.integer("goods_id", 1, MAX_ID),
+    Field.integer("quantity", 1, MAX_QUANTITY),
+    Field.integer("address_id", 1, MAX_ID, doc="One of the buyer's addresses."),
+    Field.choice("payment_method", PAYMENT_METHODS),
+)
+ORDER_BODY_NO_ADDRESS = ORDER_BODY.without("address_id")  # checkout() with a new address
 NEW_ADDRESS_PREFIX = "new_"  # checkout(): a new address's errors, as its form fields are named
 
 ORDER_COLUMNS = """
@@ -158,15 +165,9 @@ def log_json(row: dict[str, Any]) -> dict[str, Any]:
 
 def clean_order(body: dict[str, Any], *, need_address: bool = True) -> dict[str, Any]:
     """The order fields of a body, checked; raises Validation with every error."""
-    fields = Fields(body)
-    clean = {
-        "goods_id": fields.integer("goods_id", low=1, high=MAX_ID),
-        "quantity": fields.integer("quantity", low=1, high=MAX_QUANTITY),
-        "address_id": fields.integer("address_id", low=1, high=MAX_ID) if need_address else None,
-        "payment_method": fields.choice("payment_method", PAYMENT_METHODS),
-    }
-    fields.check()
-    return clean
+    if need_address:
+        return ORDER_BODY.clean(body)
+    return {**ORDER_BODY_NO_ADDRESS.clean(body), "address_id": None}
 
 
 def clean_status(raw: str | None) -> str:

@@ -9,10 +9,10 @@ from typing import Any
 from flashsale import db
 from flashsale.context import Context
 from flashsale.errors import BadStatus, NotFound, Validation
-from flashsale.jsonio import parse_money, parse_time, utcnow
+from flashsale.jsonio import utcnow
 from flashsale.services import seckill_state
 from flashsale.services.goods_photos import photo_url
-from flashsale.validate import Fields
+from flashsale.bodies import Body, Field
 
 SALE_COLUMNS = """
 s.id, s.goods_id, s.price, s.total_stock, s.sold, s.per_user_limit, s.start_time, s.end_time,
@@ -65,6 +65,19 @@ SELECT id FROM orders WHERE flash_sale_id = %s AND user_id = %s ORDER BY id DESC
 
 MAX_STOCK = 10_000_000
 MAX_LIMIT = 99
+MAX_STOCK_SHARDS = 64
+TIME_MESSAGE = "Give a time in ISO 8601, e.g. 2026-11-24T12:00:00Z."
+# a PUT sends any of these: the ones left out keep their value
+SALE_BODY = Body(
+    Field.integer("goods_id", 1, 2**63 - 1),
+    Field.money("price", message="Give a price like 9.90.", missing="Give a price like 9.90."),
+    Field.integer("total_stock", 1, MAX_STOCK),
+    Field.integer("per_user_limit", 1, MAX_LIMIT, required=False, default=1),
+    Field.time("start_time", message=TIME_MESSAGE),
+    Field.time("end_time", message=TIME_MESSAGE, doc="After start_time."),
+    Field.integer("stock_shards", 1, MAX_STOCK_SHARDS, required=False, default=1,
+                  doc="A hot sale's stock split over that many Redis slots."),
+)
 
 
 async def server_time(ctx: Context) -> dt.datetime:
@@ -155,32 +168,11 @@ async def active_sales(ctx: Context, ended_within_s: int = 3600) -> list[dict[st
 # --- admin: create, edit, cancel -------------------------------------------------------------
 
 def _sale_fields(body: dict[str, Any], current: dict[str, Any] | None) -> dict[str, Any]:
-    fields = Fields(body)
-    partial = current is not None
-    goods_id = fields.integer("goods_id", low=1, high=2**63 - 1, required=not partial,
-                              default=current and current["goods_id"])
-    price = current["price"] if partial else None
-    if "price" in body or not partial:
-        price = parse_money(body.get("price"))
-        if price is None:
-            fields.error("price", "Give a price like 9.90.")
-    total = fields.integer("total_stock", low=1, high=MAX_STOCK, required=not partial,
-                           default=current and current["total_stock"])
-    limit = fields.integer("per_user_limit", low=1, high=MAX_LIMIT, required=False,
-                           default=current["per_user_limit"] if partial else 1)
-    times = {}
-    for name in ("start_time", "end_time"):
-        if name in body or not partial:
-            value = parse_time(body.get(name))
-            if value is None:
-                fields.error(name, "Give a time in ISO 8601, e.g. 2026-11-24T12:00:00Z.")
-            times[name] = value
-        else:
-            times[name] = current[name]
-    if times.get("start_time") and times.get("end_time") and times["end_time"] <= times["start_time"]:
+    values, fields = SALE_BODY.read(body, current)
+    if values["start_time"] and values["end_time"] and values["end_time"] <= values["start_time"]:
         fields.error("end_time", "Must be after the start time.")
     fields.check()
-    return {"goods_id": goods_id, "price": price, "total_stock": total, "per_user_limit": limit, **times}
+    return values
 
 
 async def create_sale(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:

@@ -10,11 +10,12 @@ from flashsale.auth import require_admin
 from flashsale.errors import TooLarge, Validation
 from flashsale.jsonio import page_data
 from flashsale.services import catalog, catalog_admin, goods_photos
-from flashsale.validate import Fields, page_params
+from flashsale.validate import page_params
 from flashsale.webjson import envelope, read_json
 from flashsale.views.common import id_of
 
 routes = web.RouteTableDef()
+GOODS_QUERY = catalog.GOODS_QUERY.without("sort", "order")
 
 
 @routes.get("/api/admin/categories")
@@ -47,9 +48,7 @@ async def delete_category(request: web.Request) -> web.Response:
 @routes.get("/api/admin/goods")
 async def list_goods(request: web.Request) -> web.Response:
     await require_admin(request)
-    fields = Fields(dict(request.query))
-    category_id = fields.integer("category_id", low=1, high=2**32 - 1, required=False)
-    fields.check()
+    category_id = GOODS_QUERY.clean(request.query)["category_id"]
     q = " ".join(request.query.get("q", "").split())[:catalog.MAX_QUERY_LEN]
     page, per_page = page_params(request)
     items, total = await catalog.admin_list_goods(request.app[CTX], category_id=category_id, q=q,

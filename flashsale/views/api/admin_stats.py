@@ -7,7 +7,6 @@ from flashsale.appkeys import CTX
 from flashsale.auth import require_admin
 from flashsale.errors import Validation
 from flashsale.services import admin_stats
-from flashsale.validate import Fields
 from flashsale.webjson import envelope
 
 routes = web.RouteTableDef()
@@ -23,7 +22,5 @@ async def stats(request: web.Request) -> web.Response:
         raise Validation({"only": "Must be live, or left out."})
     if only == "live":
         return envelope({"live_sales": await admin_stats.live_sales(ctx)})
-    fields = Fields(dict(request.query))
-    days = fields.integer("days", low=1, high=admin_stats.MAX_DAYS, required=False, default=14)
-    fields.check()
+    days = admin_stats.STATS_QUERY.clean(request.query)["days"]
     return envelope(await admin_stats.dashboard(ctx, days))

@@ -1,4 +1,4 @@
-"""Operations routes: liveness, readiness and the server clock."""
+"""Operations routes: liveness, readiness, the server clock and the API's OpenAPI document."""
 from __future__ import annotations
 
 import asyncio
@@ -6,7 +6,7 @@ import logging
 
 from aiohttp import web
 
-from flashsale import db
+from flashsale import db, openapi
 from flashsale.appkeys import CTX
 from flashsale.services import seckill
 from flashsale.webjson import envelope
@@ -37,6 +37,12 @@ async def readyz(request: web.Request) -> web.Response:
     ready = all(v == "ok" for v in checks.values())
     return envelope({"checks": checks, **({} if ready else {"reason": "unavailable"})},
                     status=200 if ready else 503, msg="ready" if ready else "not ready")
+
+
+@routes.get("/api/openapi.json")
+async def openapi_document(request: web.Request) -> web.Response:
+    """The OpenAPI 3.1 document of every JSON route (built once per process)."""
+    return web.Response(body=openapi.document_bytes(), content_type="application/json")
 
 
 @routes.get("/api/time")
