@@ -120,13 +120,17 @@ def _duplicate(exc: IntegrityError) -> Exception:
 
 
 async def register(ctx: Context, body: dict[str, Any], *, role: str = "user",
-                   require_contact: bool = True) -> dict[str, Any]:
-    """Create an account; refusals name the first field that is already taken."""
+                   require_contact: bool = True, confirm: bool = False) -> dict[str, Any]:
+    """Create an account; refusals name the first field that is already taken.
+
+    With `confirm` (the page form) `password_confirm` must repeat the password."""
     fields = Fields(body)
     username = fields.text("username", min_len=3, max_len=32)
     if username is not None and not USERNAME.match(username):
         fields.error("username", "Use 3 to 32 letters, digits or underscores.")
     password = _check_password(fields, "password")
+    if confirm and body.get("password_confirm") != body.get("password"):
+        fields.error("password_confirm", "The passwords do not match.")
     email, phone = _contact(fields)
     if require_contact and email is None and phone is None and "email" not in fields.errors and "phone" not in fields.errors:
         fields.error("email", "Give an email address or a phone number.")
