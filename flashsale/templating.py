@@ -7,6 +7,7 @@ from typing import Any
 
 import aiohttp_jinja2
 import jinja2
+from markupsafe import Markup
 from aiohttp import web
 from aiohttp_session import get_session
 
@@ -53,9 +54,15 @@ async def page_context_middleware(request: web.Request, handler):
     return await handler(request)
 
 
-def _display_time(value) -> str:
+def _display_time(value, style: str = "datetime", testid: str | None = None) -> Markup:
+    """A time as `<time datetime="...Z">` with a readable UTC text; app.js rewrites it in the
+    viewer's time zone. style: "datetime" (date and time) or "time" (the time of day only)."""
     text = iso(value)
-    return text[:16].replace("T", " ") + " UTC" if text else ""
+    if not text:
+        return Markup("")
+    shown = (text[11:16] if style == "time" else text[:16].replace("T", " ")) + " UTC"
+    extra = Markup(' data-testid="{}"').format(testid) if testid else ""
+    return Markup('<time datetime="{}" data-local="{}"{}>{}</time>').format(text, style, extra, shown)
 
 
 def add_filters(env: jinja2.Environment) -> None:

@@ -50,7 +50,7 @@ async def test_register_log_out_and_log_in_through_the_forms(client):
     name = unique("page")
     _, token = await page(client, "/register")
     r = await post_form(client, "/register", token, username=name, password="page-passw0rd",
-                        email=f"{name}@example.com", phone="")
+                        password_confirm="page-passw0rd", email=f"{name}@example.com", phone="")
     assert r.status == 303, await r.text()
     assert r.headers["Location"] == "/"
     me = await client.get("/api/me")
@@ -92,10 +92,31 @@ async def test_register_form_names_the_taken_field(client, factory):
     user = await factory.user()
     _, token = await page(client, "/register")
     r = await post_form(client, "/register", token, username=unique("page"), password="page-passw0rd",
-                        email=user["email"])
+                        password_confirm="page-passw0rd", email=user["email"])
     assert r.status == 409
     html = await r.text()
-    assert '<div class="invalid-feedback">That email is already registered.</div>' in html
+    # said once, beside the field, which points at it
+    assert html.count("That email is already registered.") == 1
+    assert '<div class="invalid-feedback" id="f-email-error">That email is already registered.</div>' in html
+    assert re.search(r'id="f-email"[^>]*aria-invalid="true" aria-describedby="f-email-error"', html)
+    assert 'data-testid="form-error"' not in html
+
+
+async def test_register_form_checks_the_password_confirmation(client):
+    name = unique("page")
+    _, token = await page(client, "/register")
+    r = await post_form(client, "/register", token, username=name, password="page-passw0rd",
+                        password_confirm="page-passw0rd!", email=f"{name}@example.com")
+    assert r.status == 400
+    html = await r.text()
+    assert '<div class="invalid-feedback" id="f-password_confirm-error">The passwords do not match.</div>' in html
+    assert re.search(r'id="f-password_confirm"[^>]*aria-invalid="true"', html)
+    assert html.count('aria-invalid="true"') == 1  # only the confirmation is wrong
+    assert (await client.get("/api/me")).status == 401
+    # the JSON API asks for no confirmation
+    r = await client.post("/api/auth/register", json={"username": name, "password": "page-passw0rd",
+                                                       "email": f"{name}@example.com"})
+    assert r.status == 201, await r.text()
 
 
 async def test_login_form_with_a_wrong_password(client, factory):
@@ -151,7 +172,7 @@ async def test_change_password_through_the_form(client, aiohttp_client, factory)
     _, token = await page(client, "/account/password")
     r = await post_form(client, "/account/password", token, old_password="wrong-password", new_password="form-new-pass")
     assert r.status == 400
-    assert '<div class="invalid-feedback">The current password is wrong.</div>' in await r.text()
+    assert '<div class="invalid-feedback" id="f-old_password-error">The current password is wrong.</div>' in await r.text()
     r = await post_form(client, "/account/password", token, old_password=PASSWORD, new_password="form-new-pass")
     assert r.status == 303
     assert (await client.get("/api/me")).status == 200

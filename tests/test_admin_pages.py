@@ -237,7 +237,7 @@ async def test_sale_is_created_from_utc_inputs_edited_while_live_and_cancelled(a
     client, _, token = admin_page
     goods_id = await factory.goods(name="Sale Kettle")
     text = await page(client, f"/admin/seckill/new?goods_id={goods_id}")
-    assert f'<option value="{goods_id}" selected>' in text and "Starts (UTC)" in text
+    assert f'<option value="{goods_id}" selected>' in text and "Starts <span data-utc-note>(UTC)</span>" in text
 
     start = (utc_now() - dt.timedelta(minutes=1)).replace(microsecond=0)
     end = start + dt.timedelta(hours=2)

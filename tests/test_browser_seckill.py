@@ -65,7 +65,15 @@ async def test_shopper_grabs_a_flash_sale_unit_and_pays_for_it(live_app, page):
     await expect(buy).to_be_enabled()
     await buy.click()
 
-    await expect(page.get_by_test_id("buy-status")).to_contain_text("Got it!")
+    status = page.get_by_test_id("buy-status")
+    await expect(status).to_contain_text("Got it! Pay by ")
+    # the panel knows the buyer now: their order with the pay window counting down, no Buy button
+    await expect(status).to_contain_text(re.compile(r"You got one ·\s+Pay now \(1[45]:\d\d left\)"))
+    await expect(buy).to_be_disabled()
+    await expect(buy).to_have_text("You got one")
+    # the outcome has the focus (and is announced: the region is aria-live)
+    assert await page.evaluate("document.getElementById('buy-status').contains(document.activeElement)")
+    assert await status.get_attribute("aria-live") == "polite"
     # the WebSocket brings the new stock
     await expect(page.get_by_test_id("sale-remaining")).to_have_text("4 of 5 left")
     await page.get_by_test_id("pay-now").click()
@@ -84,14 +92,11 @@ async def test_shopper_grabs_a_flash_sale_unit_and_pays_for_it(live_app, page):
     assert row == {"user_id": user["id"], "flash_sale_id": sale["id"], "status": "paid",
                    "payment_method": "wechat", "unit_price": sale["price"]}
 
-    # back on the sale: the earlier purchase is shown, and a second try is refused kindly
+    # back on the sale: the earlier purchase is shown, and no Buy button invites a second try
     await page.goto(f"{base}/seckill/{sale['id']}")
     await expect(page.get_by_test_id("view-order")).to_have_attribute("href", f"/orders/{order_id}")
-    await expect(buy).to_be_enabled()
-    await buy.click()
-    await expect(page.get_by_test_id("buy-status")).to_contain_text("You already have your share")
-    await expect(page.get_by_test_id("my-orders")).to_have_attribute("href", "/orders")
-    await expect(buy).to_be_enabled()
+    await expect(buy).to_be_disabled()
+    await expect(buy).to_have_text("You got one")
 
 
 async def test_buy_button_opens_when_the_countdown_reaches_the_start(live_app, page):
@@ -216,3 +221,45 @@ async def test_sold_out_stock_closes_the_button_live(live_app, page):
     await expect(page.get_by_test_id("sale-remaining")).to_have_text("0 of 1 left")
     await expect(buy).to_be_disabled()
     await expect(buy).to_have_text("Sold out")
+
+
+async def test_the_buy_panel_remembers_the_buyer_after_a_reload(live_app, page):
+    base, app = live_app
+    user, _, sale = await shopper_and_sale(app)
+    await log_in(page, base, user, f"/seckill/{sale['id']}")
+    buy = page.get_by_test_id("buy-button")
+    await buy.click()
+    status = page.get_by_test_id("buy-status")
+    await expect(status).to_contain_text(re.compile(r"You got one ·\s+Pay now \(1[45]:\d\d left\)"))
+    # the success message names the pay deadline in the viewer's zone, e.g. "Pay by 20:15 UTC"
+    await expect(status).to_contain_text(re.compile(r"Got it! Pay by \d\d:\d\d \S+ to keep it\."))
+    first = await page.get_by_test_id("pay-now").inner_text()
+
+    await page.reload()
+    await expect(buy).to_be_disabled()
+    await expect(buy).to_have_text("You got one")
+    bought = page.get_by_test_id("bought")
+    await expect(bought).to_contain_text(re.compile(r"You got one ·\s+Pay now \(1[45]:\d\d left\)"))
+    # the countdown is live: the text moves on within two seconds
+    pay_now = page.get_by_test_id("pay-now")
+    await expect(pay_now).not_to_have_text(first, timeout=3000)
+    later = await pay_now.inner_text()
+    await expect(pay_now).not_to_have_text(later, timeout=3000)
+    await pay_now.click()
+    await expect(page).to_have_url(re.compile(rf"{re.escape(base)}/orders/\d+$"))
+
+
+async def test_an_upcoming_sale_says_when_it_starts_in_local_time(live_app, browser):
+    base, app = live_app
+    user, _, sale = await shopper_and_sale(app, start_in_s=3600)
+    start = dt.datetime.fromisoformat(iso(sale["start_time"]).replace("Z", "+00:00"))
+    context = await browser.new_context(timezone_id="Asia/Shanghai", locale="en-US")
+    try:
+        page = await context.new_page()
+        await log_in(page, base, user, f"/seckill/{sale['id']}")
+        buy = page.get_by_test_id("buy-button")
+        shanghai = (start + dt.timedelta(hours=8)).strftime("%H:%M")
+        await expect(buy).to_be_disabled()
+        await expect(buy).to_have_text(f"Starts at {shanghai} GMT+8")
+    finally:
+        await context.close()

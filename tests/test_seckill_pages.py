@@ -148,8 +148,8 @@ async def test_sale_page_for_anonymous_offers_a_login_link_and_no_buy_button(cli
     assert '<del class="price-old fs-6 ms-1" data-testid="sale-original-price">¥29.90</del>' in html
     assert "−66%" in html  # 9.90 instead of 29.90
     assert 'data-testid="sale-limit">1 per person</dd>' in html
-    assert f'<time datetime="{iso(live["start_time"])}" data-testid="sale-start">' in html
-    assert f'<time datetime="{iso(live["end_time"])}" data-testid="sale-end">' in html
+    assert f'<time datetime="{iso(live["start_time"])}" data-local="datetime" data-testid="sale-start">' in html
+    assert f'<time datetime="{iso(live["end_time"])}" data-local="datetime" data-testid="sale-end">' in html
     assert '<span data-role="remaining">4</span> of 5 left' in html
     assert f'href="/login?next=/seckill/{live["id"]}" data-testid="login-to-buy"' in html
     assert "Log in to buy" in html
@@ -175,8 +175,9 @@ async def test_sale_page_for_a_shopper_offers_their_addresses_payment_and_a_buy_
     assert re.search(r'<button class="btn btn-danger btn-lg w-100" id="buy-button" type="submit" disabled', html)
     assert "login-to-buy" not in html
     assert 'data-earlier=""' in html
-    assert section(html, 'data-testid="buy-status">', "</div>").strip() == ""
+    assert section(html, 'data-testid="buy-status" tabindex="-1">', "</div>").strip() == ""
     assert 'data-state="upcoming"' in html and "Starts in" in html
+    assert re.search(r'<span data-role="buy-label">Starts at <time datetime="[^"]+Z" data-local="time">\d\d:\d\d UTC</time>', html)
 
 
 async def test_sale_page_for_a_shopper_without_addresses_links_to_the_address_book(client, factory, on_show):
@@ -205,11 +206,17 @@ async def test_sale_page_shows_an_earlier_purchase_with_its_order(client, ctx, f
     html = await page(client, f"/seckill/{sale_id}")
     assert 'data-earlier="success"' in html
     assert f'href="/orders/{order["id"]}" data-testid="pay-now"' in html
-    assert "Got it!" in html and order["order_number"] in html
+    assert "You got one ·" in html and order["order_number"] in html
+    # the pay window counts down from about 15:00, and the deadline is named
+    assert re.search(r'data-role="pay-left" data-deadline="[^"]+Z">1[45]:\d\d</span> left\)', html)
+    assert f'<time datetime="{iso(order["pay_deadline"])}" data-local="time">' in html
+    # the buyer has their one unit: no Buy button to press
+    assert re.search(r'<button class="btn btn-success btn-lg w-100" id="buy-button" type="submit" disabled', html)
 
     await orders.cancel_order(ctx, order["id"], owner_id=user["id"], actor="user", actor_id=user["id"])
     html = await page(client, f"/seckill/{sale_id}")
     assert "was cancelled, so you may buy again" in html and "pay-now" not in html
+    assert '<button class="btn btn-danger btn-lg w-100" id="buy-button"' in html
 
 
 async def test_unknown_sale_is_a_404_page(client):

@@ -130,10 +130,14 @@ def _duplicate(exc: IntegrityError) -> Exception:
 
 
 async def register(ctx: Context, body: dict[str, Any], *, role: str = "user",
-                   require_contact: bool = True) -> dict[str, Any]:
-    """Create an account; refusals name the first field that is already taken."""
+                   require_contact: bool = True, confirm: bool = False) -> dict[str, Any]:
+    """Create an account; refusals name the first field that is already taken.
+
+    With `confirm` (the page form) `password_confirm` must repeat the password."""
     clean, fields = REGISTER_BODY.read(body)
     username, password = clean["username"], clean["password"]
+    if confirm and body.get("password_confirm") != body.get("password"):
+        fields.error("password_confirm", "The passwords do not match.")
     email, phone = _contact(clean)
     if require_contact and email is None and phone is None and "email" not in fields.errors and "phone" not in fields.errors:
         fields.error("email", "Give an email address or a phone number.")

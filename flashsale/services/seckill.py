@@ -62,6 +62,10 @@ LOCK_SALE_FOR_EDIT = "SELECT id, goods_id, total_stock, sold, start_time, end_ti
 # -> the user's latest order from this sale (when Redis lost the result)
 LATEST_ORDER_OF_USER = """
 SELECT id FROM orders WHERE flash_sale_id = %s AND user_id = %s ORDER BY id DESC LIMIT 1"""
+# -> units the user holds in this sale: their orders from it that were not cancelled (ix_orders_sale_user)
+UNITS_OF_USER = """
+SELECT COALESCE(SUM(quantity), 0) FROM orders
+ WHERE flash_sale_id = %s AND user_id = %s AND status <> 'cancelled'"""
 
 MAX_STOCK = 10_000_000
 MAX_LIMIT = 99
@@ -255,6 +259,11 @@ async def purchase_result(ctx: Context, sale_id: int, user_id: int) -> dict[str,
         return {"status": "none"}
     outcome = await ctx.redis.hget(k.sale_results(sale_id), request_id)
     return result_json(request_id, outcome)
+
+
+async def units_held(ctx: Context, sale_id: int, user_id: int) -> int:
+    """Units of this sale in the user's orders that still stand (queued requests not counted)."""
+    return int(await db.fetch_value(ctx.db, UNITS_OF_USER, (sale_id, user_id)))
 
 
 def result_json(request_id: str, outcome: str | None) -> dict[str, Any]:

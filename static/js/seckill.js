@@ -83,6 +83,10 @@
   const form = document.getElementById("buy-form");
   const button = document.getElementById("buy-button");
   const buyLabel = button ? button.querySelector('[data-role="buy-label"]') : null;
+  const buyIcon = button ? button.querySelector('[data-role="buy-icon"]') : null;
+  const limit = root ? parseInt(root.dataset.limit, 10) || 1 : 1;
+  let held = root ? parseInt(root.dataset.held, 10) || 0 : 0;  // units in the buyer's standing orders
+  let acted = false;  // the buyer clicked: outcomes take the focus
   const status = document.getElementById("buy-status");
   let remaining = root ? parseInt(root.dataset.remaining, 10) : 0;
   let phase = root ? root.dataset.state : "";
@@ -93,8 +97,13 @@
 
   function refreshButton() {
     if (!button) return;
+    const bought = held >= limit;
     let text = "Buy now", enabled = false;
-    if (phase === "live") {
+    if (bought) {
+      text = M.bought;
+    } else if (phase === "upcoming") {
+      text = "Starts at " + FS.formatTime(root.dataset.start, "time");
+    } else if (phase === "live") {
       if (sending) text = "Sending…";
       else if (remaining <= 0) text = "Sold out";
       else enabled = !busy && Date.now() >= retryAt;
@@ -105,6 +114,9 @@
     }
     button.disabled = !enabled;
     buyLabel.textContent = text;
+    button.classList.toggle("btn-danger", !bought);
+    button.classList.toggle("btn-success", bought);
+    if (buyIcon) buyIcon.className = "bi " + (bought ? "bi-check-circle-fill" : "bi-lightning-charge-fill");
   }
 
   let phaseShown = null;
@@ -161,11 +173,66 @@
       box.append(b);
     }
     status.replaceChildren(box);
+    if (acted && !o.spin) {
+      box.tabIndex = -1;
+      box.focus();
+    }
+    return box;
   }
 
-  function showSuccess(orderId) {
-    say("success", M.success, { link: { href: "/orders/" + orderId, text: "Pay now", testid: "pay-now",
-                                         cls: "btn btn-danger btn-sm" } });
+  // --- the buyer's order: "You got one · Pay now (14:57 left)", counting down to the pay deadline -----
+  let payTick = null;
+  function startPayCountdown() {
+    const clocks = status.querySelectorAll('[data-role="pay-left"][data-deadline]');
+    if (!clocks.length) return;
+    if (payTick === null) {
+      payTick = FS.countdown(function (t) {
+        let running = false;
+        status.querySelectorAll('[data-role="pay-left"][data-deadline]').forEach(function (el) {
+          const left = Math.max(0, Date.parse(el.dataset.deadline) - t);
+          const s = Math.ceil(left / 1000);
+          el.textContent = String(Math.floor(s / 60)).padStart(2, "0") + ":" + String(s % 60).padStart(2, "0");
+          if (left > 0) running = true;
+        });
+        return running ? Infinity : null;
+      }, now);
+    }
+    payTick();
+  }
+
+  async function showSuccess(orderId) {
+    held += 1;
+    refreshButton();
+    let order = null;
+    try {
+      const r = await FS.api("GET", "/api/orders/" + orderId);
+      if (r && r.code === 200) order = r.data.order || r.data;
+    } catch (e) { order = null; }
+    const deadline = order && order.pay_deadline;
+    const box = say("success", deadline ? M.success.replace("{deadline}", FS.formatTime(deadline, "time"))
+                                        : M.success.replace(" by {deadline}", ""));
+    const line = document.createElement("div");
+    line.className = "d-flex flex-wrap align-items-center gap-2 w-100";
+    line.dataset.testid = "bought";
+    const got = document.createElement("span");
+    const icon = document.createElement("i");
+    icon.className = "bi bi-check-circle-fill";
+    got.append(icon, document.createTextNode(" " + M.bought + " · "));
+    const pay = document.createElement("a");
+    pay.className = "btn btn-danger btn-sm";
+    pay.href = "/orders/" + orderId;
+    pay.dataset.testid = "pay-now";
+    pay.append(document.createTextNode("Pay now"));
+    if (deadline) {
+      const left = document.createElement("span");
+      left.className = "countdown";
+      left.dataset.role = "pay-left";
+      left.dataset.deadline = deadline;
+      pay.append(document.createTextNode(" ("), left, document.createTextNode(" left)"));
+    }
+    line.append(got, pay);
+    box.append(line);
+    startPayCountdown();
   }
 
   // --- result polling with back-off -------------------------------------------------------------
@@ -229,6 +296,7 @@
   async function buy(event) {
     event.preventDefault();
     if (button.disabled) return;
+    acted = true;
     busy = sending = true;
     refreshButton();
     status.replaceChildren();
@@ -312,6 +380,7 @@
   if (root) {
     if (form) form.addEventListener("submit", buy);
     if (root.dataset.earlier === "queued") pollResult();
+    startPayCountdown();
     if (phase === "upcoming" || phase === "live") connectLive();
   }
 })();

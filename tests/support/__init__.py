@@ -7,5 +7,6 @@ Import them one way only, `from tests.support.<module> import <name>`:
 - auth:      logged-in sessions: through the login API, or a sealed session cookie without a request
 - orders:    orders written straight into MySQL (any status, any time) or placed through the services
 - seckill:   flash sales, bulk buyers, purchases, and what a sale holds in MySQL and Redis
+- browser:   Playwright: log in through the form; the desktop and phone viewports
 - waiting:   wait for background work: poll a condition until it holds, or fail at a deadline
 """

@@ -56,12 +56,13 @@ async def register_submit(request: web.Request) -> web.Response:
     body = await form_body(request)
     ctx = request.app[CTX]
     try:
-        await accounts.register(ctx, body)
+        await accounts.register(ctx, body, confirm=True)
         row = await accounts.authenticate(ctx, body, request.remote or "")
     except Refusal as exc:
         message, errors = form_errors(exc)
         if not errors and exc.reason.endswith("_taken"):
-            errors = {exc.reason.removesuffix("_taken"): exc.message}
+            # said once, beside the field it is about
+            errors, message = {exc.reason.removesuffix("_taken"): exc.message}, None
         form = {k: v for k, v in body.items() if "password" not in k}
         return aiohttp_jinja2.render_template(
             "account/register.html", request, {"form": form, "errors": errors, "error": message},

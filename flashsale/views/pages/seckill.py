@@ -22,7 +22,9 @@ TABS = (("", "All"), ("live", "Live now"), ("upcoming", "Upcoming"), ("ended", "
 # what the buy panel says, rendered by the page on load and by seckill.js after a click: one source
 MESSAGES = {
     "queued": "Queued… your request is in line, hang on.",
-    "success": "Got it! Pay within the pay window to keep it.",
+    # {deadline} is the pay deadline, in the viewer's time zone (seckill.js fills it in)
+    "success": "Got it! Pay by {deadline} to keep it.",
+    "bought": "You got one",
     "sold_out": "Sold out: every unit is taken. Units of unpaid orders come back later, so check again.",
     "already_purchased": "You already have your share of this sale.",
     "not_started": "The sale has not started yet: the button opens when the countdown ends.",
@@ -59,7 +61,8 @@ async def _earlier_result(ctx, sale_id: int, user_id: int) -> dict[str, Any] | N
             order = await orders.get_order(ctx, result["order_id"], owner_id=user_id)
         except NotFound:  # the buyer deleted the order from their list
             return {**result, "order_status": "deleted"}
-        return {**result, "order_status": order["status"], "order_number": order["order_number"]}
+        return {**result, "order_status": order["status"], "order_number": order["order_number"],
+                "pay_deadline": order["pay_deadline"]}
     return result
 
 
@@ -73,10 +76,18 @@ async def sale_page(request: web.Request) -> web.Response:
     user = await current_user(request)
     book: list[dict[str, Any]] = []
     earlier = None
+    held = 0
     if user is not None:
         book = await addresses.list_addresses(ctx, user.id)  # default first
         earlier = await _earlier_result(ctx, sale["id"], user.id)
+        held = await seckill.units_held(ctx, sale["id"], user.id)
+    now = await seckill.server_time(ctx)
+    pay_left_s = None
+    if earlier and earlier.get("order_status") == "pending" and earlier.get("pay_deadline"):
+        pay_left_s = max(0, int((earlier["pay_deadline"] - now.replace(tzinfo=None)).total_seconds()))
     return aiohttp_jinja2.render_template("seckill/sale.html", request, {
         "sale": sale, "sold": sale["total_stock"] - sale["remaining"], "addresses": book, "earlier": earlier,
-        "messages": MESSAGES, "server_time": await seckill.server_time(ctx),
+        # the buyer has their share: the panel shows their order, not a Buy button
+        "bought": held >= sale["per_user_limit"], "held": held, "pay_left_s": pay_left_s,
+        "messages": MESSAGES, "server_time": now,
     })

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from flashsale.appkeys import CTX
 from flashsale.errors import NotFound, Refusal, Validation
-from flashsale.jsonio import page_data
+from flashsale.jsonio import page_data, parse_time
 from flashsale.services import admin_stats, catalog, seckill
 from flashsale.templating import flash
 from flashsale.validate import int_param
@@ -23,6 +23,7 @@ TABS = (("", "All"), ("live", "Live"), ("upcoming", "Upcoming"), ("ended", "Ende
 TIME_FIELDS = ("start_time", "end_time")
 # once a sale is live, the service lets only these change
 LIVE_FIELDS = ("total_stock", "end_time")
+FORM_FIELDS = ("goods_id", "price", "total_stock", "per_user_limit", *TIME_FIELDS)
 
 
 def local_input(value: dt.datetime | None) -> str:
@@ -31,13 +32,27 @@ def local_input(value: dt.datetime | None) -> str:
 
 
 def sale_body(form: dict[str, str]) -> dict[str, Any]:
-    """The form's fields for the service: datetime-local values carry no zone and mean UTC."""
-    body: dict[str, Any] = dict(form)
+    """The form's fields for the service. app.js posts each time as NAME_utc (the admin types it in
+    their own zone); without it, the datetime-local value carries no zone and means UTC."""
+    body: dict[str, Any] = {k: v for k, v in form.items() if not k.endswith("_utc")}
     for name in TIME_FIELDS:
-        raw = (form.get(name) or "").strip()
+        if name not in form:  # a locked field is not posted
+            continue
+        raw = (form.get(f"{name}_utc") or form.get(name) or "").strip()
         if raw and raw[-1] not in "Zz" and "+" not in raw[10:] and "-" not in raw[10:]:
-            body[name] = raw + "Z"
+            raw += "Z"
+        body[name] = raw
     return body
+
+
+def form_again(form: dict[str, str]) -> dict[str, Any]:
+    """A posted form to show again: its times back in UTC, as the inputs always carry them."""
+    again: dict[str, Any] = {k: v for k, v in form.items() if not k.endswith("_utc")}
+    for name in TIME_FIELDS:
+        utc = parse_time(form.get(f"{name}_utc"))
+        if utc is not None:
+            again[name] = local_input(utc)
+    return again
 
 
 @routes.get("/admin/seckill", name="admin_seckill")
@@ -73,12 +88,14 @@ async def _goods_choices(ctx, chosen: Any) -> list[dict[str, Any]]:
 async def _render_form(request: web.Request, *, sale: dict[str, Any] | None, form: dict[str, Any],
                        errors=None, error=None, status: int = 200) -> web.Response:
     ctx = request.app[CTX]
+    closed = bool(sale and sale["state"] in ("ended", "cancelled"))
+    editable = set(LIVE_FIELDS) if sale and sale["state"] == "live" else None
+    locked = set(FORM_FIELDS) if closed else (set(FORM_FIELDS) - editable if editable else set())
     return aiohttp_jinja2.render_template("admin/sale_form.html", request, {
         "sale": sale, "form": form, "errors": errors or {}, "error": error,
         "goods": await _goods_choices(ctx, form.get("goods_id")),
         # what the form lets change: everything before the start, only the stock and end once live
-        "editable": set(LIVE_FIELDS) if sale and sale["state"] == "live" else None,
-        "closed": bool(sale and sale["state"] in ("ended", "cancelled")),
+        "editable": editable, "closed": closed, "locked": locked,
         "max_stock": seckill.MAX_STOCK, "max_limit": seckill.MAX_LIMIT,
     }, status=status)
 
@@ -104,7 +121,7 @@ async def create_sale(request: web.Request) -> web.Response:
         sale = await seckill.create_sale(request.app[CTX], sale_body(form))
     except Refusal as exc:
         errors = exc.errors if isinstance(exc, Validation) else {}
-        return await _render_form(request, sale=None, form=form, errors=errors, error=exc.message,
+        return await _render_form(request, sale=None, form=form_again(form), errors=errors, error=exc.message,
                                   status=exc.status)
     await flash(request, f"Flash sale #{sale['id']} of “{sale['goods']['name']}” scheduled.")
     raise web.HTTPSeeOther("/admin/seckill")
@@ -128,7 +145,7 @@ async def update_sale(request: web.Request) -> web.Response:
     except Refusal as exc:
         errors = exc.errors if isinstance(exc, Validation) else {}
         sale = await seckill.get_sale(ctx, sale["id"])  # its state may have moved on meanwhile
-        return await _render_form(request, sale=sale, form={**_sale_form(sale), **form}, errors=errors,
+        return await _render_form(request, sale=sale, form={**_sale_form(sale), **form_again(form)}, errors=errors,
                                   error=exc.message, status=exc.status)
     await flash(request, f"Flash sale #{sale['id']} saved.")
     raise web.HTTPSeeOther("/admin/seckill")
