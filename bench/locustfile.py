@@ -39,7 +39,7 @@ from http.cookiejar import DefaultCookiePolicy
 import gevent
 from locust import FastHttpUser, between, constant, events, task
 from locust.exception import StopUser
-from locust.runners import LocalRunner, MasterRunner, WorkerRunner
+from locust.runners import STATE_SPAWNING, LocalRunner, MasterRunner, WorkerRunner
 
 PLAN: dict = {}
 if os.environ.get("BENCH_PLAN"):
@@ -220,8 +220,10 @@ class Accounts:
             self.signalled = True
             SAMPLES.write()
             runner = self.environment.runner
-            if not IN_BENCH and not getattr(options(self.environment), "headless", False):
-                return  # the web UI decides when to stop
+            if not IN_BENCH and (not getattr(options(self.environment), "headless", False)
+                                 or runner.state == STATE_SPAWNING):
+                self.signalled = False  # the web UI decides when to stop; or more buyers are coming
+                return
             if isinstance(runner, WorkerRunner):
                 runner.send_message(DONE_MESSAGE, runner.worker_index)
             elif isinstance(runner, LocalRunner):
@@ -364,7 +366,11 @@ class Buyer(FastHttpUser):
             self.polling = True
             CHECKS.limit = int(sale.get("per_user_limit") or 1)
             if self.pool.registering:
-                self.pool.queue.append(self.register())
+                try:
+                    self.pool.queue.append(self.register())
+                except StopUser:
+                    self.pool.buyer_done()
+                    raise
         CHECKS.polling = self.polling
         self.purchase_path = f"/api/seckill/{self.sale_id}/purchase"
         self.result_path = f"/api/seckill/{self.sale_id}/result?wait_ms={self.wait_ms}"
@@ -391,10 +397,16 @@ class Buyer(FastHttpUser):
         """A new buyer through the API: register, log in, add an address."""
         username, password = new_username(), secrets.token_urlsafe(12)
         body = {"username": username, "password": password, "email": f"{username}@example.com"}
-        with self.client.post("/api/auth/register", json=body, name="register", catch_response=True) as response:
-            if response.status_code != 201:
+        for attempt in range(LOGIN_ATTEMPTS):
+            with self.client.post("/api/auth/register", json=body, name="register", catch_response=True) as response:
+                if response.status_code == 201:
+                    break
                 response.failure(f"register answered {response.status_code}")
-                raise StopUser()
+                if response.status_code not in (429, 503):
+                    raise StopUser()
+            gevent.sleep(0.5 * (attempt + 1))
+        else:
+            raise StopUser()
         account = Account(username, 0, 0, "", "", password=password)
         if not self.log_in(account):
             raise StopUser()
@@ -433,7 +445,11 @@ class Buyer(FastHttpUser):
             return int(next((a for a in items if a.get("is_default")), items[0])["id"])
         body = {"receiver_name": "Load Test", "phone": "13900000000", "province": "Zhejiang", "city": "Hangzhou",
                 "district": "Xihu", "detail_address": "1 Benchmark Road", "is_default": True}
-        response = self.client.post("/api/addresses", json=body, headers=headers, name="add address")
+        for attempt in range(LOGIN_ATTEMPTS):
+            response = self.client.post("/api/addresses", json=body, headers=headers, name="add address")
+            if response.status_code not in (429, 503):
+                break
+            gevent.sleep(0.5 * (attempt + 1))
         return int((data_of(response).get("address") or {}).get("id") or 0)
 
     # --- the purchase and its outcome ---
