@@ -381,10 +381,8 @@ def build_summary(run_dir: Path) -> dict:
     summary["purchases_sent"] = len(purchases)
 
     storm = [r for r in load_samples(run_dir, "pages") if r["name"].startswith("page ")]
-    if storm:
-        first, last = storm[0]["start"], storm[-1]["start"]
-        warmup = min(1.0, 0.2 * (last - first))
-        phases["page_storm"] = phase(storm, first + warmup, last, timeline)
+    if storm:  # every page asked for, over the time from the first sent to the last answered
+        phases["page_storm"] = phase(storm, storm[0]["start"], max(r["end"] for r in storm), timeline)
 
     healthz_phase, admission_phase = phases.get("healthz"), phases.get("admission")
     sold_out_phase, storm_phase = phases.get("sold_out"), phases.get("page_storm")
