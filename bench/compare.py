@@ -25,13 +25,31 @@ FIGURES = [
     ("phases.admission.server_cpu_us_per_request", "admission server CPU us/request", -1),
     ("cpu_purchase_vs_healthz", "CPU purchase / healthz", -1),
     ("purchase_vs_healthz", "req/s purchase / healthz", 1),
+    ("p99_purchase_vs_healthz", "p99 purchase / healthz", -1),
+    ("ratio_spread.cpu_purchase_vs_healthz.min", "  per-second min", -1),
+    ("ratio_spread.cpu_purchase_vs_healthz.max", "  per-second max", -1),
     ("phases.sold_out.rps", "sold-out purchases/s", 1),
+    ("cpu_sold_out_vs_healthz", "CPU sold-out / healthz", -1),
     ("phases.sold_out.p99_ms", "sold-out p99 ms", -1),
     ("phases.sold_out.server_cpu_us_per_purchase", "sold-out server CPU us/purchase", -1),
     ("phases.result_polls.p99_ms", "result poll p99 ms", -1),
+    ("click_to_outcome.p50_ms", "click to outcome p50 ms", -1),
+    ("click_to_outcome.p99_ms", "click to outcome p99 ms", -1),
+    ("click_to_outcome.result_calls_per_buyer", "/result calls per buyer", -1),
+    ("phases.page_storm.rps", "page storm req/s", 1),
+    ("phases.page_storm.p99_ms", "page storm p99 ms", -1),
+    ("cpu_page_vs_healthz", "CPU page / healthz", -1),
+    ("p99_page_vs_healthz", "p99 page / healthz", -1),
+    ("watchers.sockets", "watchers (sockets)", 0),
+    ("watchers.server_cpu_us_per_socket_second", "watcher CPU us/socket-s", -1),
+    ("watchers.mysql_questions_per_s_unwatched", "MySQL q/s without watchers", -1),
+    ("watchers.mysql_questions_per_s_watched", "MySQL q/s with watchers", -1),
+    ("watchers.mysql_questions_per_s_sale", "MySQL q/s during the sale", -1),
     ("phases.drain.orders_per_s_with_backlog", "drain orders/s (backlog)", 1),
     ("phases.drain.orders_per_s_peak_1s", "drain orders/s (best 1 s)", 1),
     ("phases.drain.seconds_last_admission_to_last_order", "last admission to last order s", -1),
+    ("phases.drain.bare_insert.rows_per_s", "bare multi-row INSERT rows/s", 0),
+    ("drain_vs_bare_insert", "drain / bare INSERT", 1),
     ("phases.drain.server_cpu_us_per_order", "drain server CPU us/order", -1),
     ("phases.drain.mariadb_cpu_us_per_order", "drain MariaDB CPU us/order", -1),
     ("purchase_to_order.p50_ms", "purchase to order row p50 ms", -1),
@@ -45,7 +63,8 @@ FIGURES = [
     ("verdict.passed", "verdict passed", 0),
 ]
 SETTINGS = ("buyers", "stock", "users", "browsers", "workers", "locust_processes", "double_click",
-            "deferred_drain")
+            "deferred_drain", "watchers", "page_storm_s", "result_wait_ms", "pin")
+MISSING = "\u2014"  # a figure the run did not have (older runs lack the newer ones)
 
 
 def load(arg: str) -> dict:
@@ -84,7 +103,7 @@ def change(a, b, better: int) -> str:
 
 def fmt(value) -> str:
     if value is None:
-        return "-"
+        return MISSING
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):

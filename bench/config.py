@@ -32,9 +32,14 @@ class BenchConfig:
     start_delay_s: float = 0.0  # sale start after the logins; 0: enough to spawn every user
     login_concurrency: int = 64
     poll: bool = True  # buyers poll /result until their order shows (off: admission alone is measured)
-    poll_first_ms: int = 200  # first /result poll after a 202, then doubling...
+    poll_first_ms: int = 200  # pause before re-polling a `queued` answer the server did not hold, doubling...
     poll_max_ms: int = 2000  # ...up to this
     poll_timeout_s: float = 60.0  # a buyer stops polling after this
+    result_wait_ms: int = 5000  # each /result call long-polls this long (wait_ms); re-polled while `queued`
+    watchers: int = 2000  # WebSockets open on the sale page's live feed from before the start to the end
+    watch_window_s: float = 5.0  # length of the MySQL/CPU windows without and with the watchers
+    page_storm_s: float = 5.0  # the sale page refreshed back to back by `users` before the start (0: none)
+    pin: bool = True  # server on cores 0..n-2, load generators on the last core (needs 2+ cores)
     drain_timeout_s: float = 60.0  # wait this long for the stream to drain after the buyers
     deferred_drain: bool = False  # no consumers during the sale (and no polling); then drain in one go
     pyspy: bool = False  # record a py-spy profile of each server worker during the sale
@@ -87,6 +92,8 @@ ENV_NAMES = {
     "locust_processes": "BENCH_LOCUST_PROCESSES", "start_delay_s": "BENCH_START_DELAY_S",
     "login_concurrency": "BENCH_LOGIN_CONCURRENCY", "poll": "BENCH_POLL", "poll_first_ms": "BENCH_POLL_FIRST_MS",
     "poll_max_ms": "BENCH_POLL_MAX_MS", "poll_timeout_s": "BENCH_POLL_TIMEOUT_S",
+    "result_wait_ms": "BENCH_RESULT_WAIT_MS", "watchers": "BENCH_WATCHERS", "watch_window_s": "BENCH_WATCH_WINDOW_S",
+    "page_storm_s": "BENCH_PAGE_STORM_S", "pin": "BENCH_PIN",
     "drain_timeout_s": "BENCH_DRAIN_TIMEOUT_S", "deferred_drain": "BENCH_DEFERRED_DRAIN",
     "pyspy": "BENCH_PYSPY", "port": "BENCH_PORT", "db_name": "BENCH_DB", "redis_prefix": "BENCH_REDIS_PREFIX",
     "results_dir": "BENCH_RESULTS_DIR",

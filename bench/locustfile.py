@@ -1,40 +1,74 @@
-"""Locust users of the flash-sale bench: buyers, shop browsers, and the /healthz baseline.
+"""Locust users of the flash-sale bench: buyers, shop browsers, the sale page storm, the /healthz baseline.
 
-run_bench.py starts Locust headless against 127.0.0.1 with BENCH_PLAN pointing at a JSON plan
-(sale id, start time, the logged-in sessions file, polling knobs). Besides Locust's own stats,
-every request is written to BENCH_SAMPLES_DIR/<phase>-<pid>.csv (start, ms, type, name, status,
-error, detail) so that the report can cut the run into phases by time.
+Two ways to run it:
+
+* By `make bench` (bench/run_bench.py): headless against 127.0.0.1 with BENCH_PLAN pointing at a
+  JSON plan (sale id, start time, the logged-in sessions file, polling knobs). Besides Locust's own
+  stats, every request is written to BENCH_SAMPLES_DIR/<phase>-<pid>.csv (start, ms, type, name,
+  status, error, detail) so that the report can cut the run into phases by time.
+* On its own, against any deployment, without access to its database:
+      locust -f bench/locustfile.py --host https://shop.example [--buyers-csv FILE] [--sale-id N]
+  (web UI, or add --headless -u 500 -r 50 -t 2m). Each Buyer is one buyer: it logs in with a row
+  of the CSV (username,password[,address_id]) or registers itself (register, login, add an
+  address) before the sale, waits for the opening (by the server's clock), purchases and
+  long-polls its outcome, like the sale page. The sale is --sale-id or the first live or
+  upcoming one of GET /api/seckill. Only Buyer runs unless other classes are named.
 
 Custom Locust stats: request type ADMISSION, one row per purchase outcome (queued, sold_out,
-already_purchased, ...; the "response time" is the purchase's), and ORDER, the time from sending
-the purchase to seeing its order in /result (purchase_to_order), or the final failure.
+already_purchased, ...; the "response time" is the purchase's), and ORDER, click to outcome: the
+time from sending the purchase that was queued to its final outcome seen through /result
+(purchase_to_order for an order; failed, none, unresolved otherwise).
+
+Client-side checks, in both ways: no buyer is told 202 more often than the sale's per-user limit,
+and every 202 ends final (an order or a failure) within the poll timeout. Violations are printed
+when Locust stops and make its exit code 1.
 """
 from __future__ import annotations
 
 import csv
 import datetime as dt
-import heapq
 import json
 import os
 import random
+import secrets
+import string
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.cookiejar import DefaultCookiePolicy
 
 import gevent
 from locust import FastHttpUser, between, constant, events, task
 from locust.exception import StopUser
-from locust.runners import LocalRunner, MasterRunner, WorkerRunner
+from locust.runners import STATE_SPAWNING, LocalRunner, MasterRunner, WorkerRunner
 
 PLAN: dict = {}
 if os.environ.get("BENCH_PLAN"):
     with open(os.environ["BENCH_PLAN"]) as plan_file:
         PLAN = json.load(plan_file)
+IN_BENCH = "BENCH_PHASE" in os.environ  # started by run_bench.py (every phase sets it)
 PHASE = os.environ.get("BENCH_PHASE", "run")
 SAMPLES_DIR = os.environ.get("BENCH_SAMPLES_DIR", "")
 DONE_MESSAGE = "bench_buyers_done"
 NOT_STARTED_RETRIES = 5
 NO_COOKIES = DefaultCookiePolicy(allowed_domains=[])  # each buyer's session goes in its own header
+DEFAULT_WAIT_MS = 5000
+DEFAULT_POLL_FIRST_MS, DEFAULT_POLL_MAX_MS, DEFAULT_POLL_TIMEOUT_S = 200, 2000, 60.0
+LOGIN_ATTEMPTS = 5
+
+
+@events.init_command_line_parser.add_listener
+def add_options(parser) -> None:
+    group = parser.add_argument_group("FlashSale buyers (when run on its own)")
+    group.add_argument("--buyers-csv", default="", env_var="FLASHSALE_BUYERS_CSV",
+                       help="CSV of buyers: username,password[,address_id]; without it each buyer registers")
+    group.add_argument("--sale-id", type=int, default=0, env_var="FLASHSALE_SALE_ID",
+                       help="the sale to buy from (default: the first live or upcoming one)")
+    group.add_argument("--result-wait-ms", type=int, default=DEFAULT_WAIT_MS, env_var="FLASHSALE_RESULT_WAIT_MS",
+                       help="long-poll of /result per call (0-10000 ms)")
+    group.add_argument("--double-click", type=float, default=0.1, env_var="FLASHSALE_DOUBLE_CLICK",
+                       help="share of buyers who send their purchase 2-3 times at once")
+    group.add_argument("--poll-timeout", type=float, default=DEFAULT_POLL_TIMEOUT_S,
+                       env_var="FLASHSALE_POLL_TIMEOUT", help="seconds a buyer waits for its outcome")
 
 
 # --- per-request samples ---------------------------------------------------------------------
@@ -86,6 +120,50 @@ def write_samples_on_quit(**_kwargs) -> None:
     SAMPLES.write()
 
 
+# --- client-side checks --------------------------------------------------------------------
+
+class Checks:
+    """What this process's buyers were told: 202s per buyer, and which of them ended final."""
+
+    def __init__(self) -> None:
+        self.queued: dict[str, list[str]] = {}  # username -> request ids answered 202
+        self.final: set[str] = set()
+        self.limit = 1
+        self.polling = True
+
+    def told_queued(self, username: str, request_id: str) -> None:
+        self.queued.setdefault(username, []).append(request_id)
+
+    def ended(self, request_id: str) -> None:
+        self.final.add(request_id)
+
+    def violations(self) -> dict:
+        twice = sorted(u for u, ids in self.queued.items() if len(ids) > self.limit)
+        unfinished = sorted(r for ids in self.queued.values() for r in ids if r not in self.final) \
+            if self.polling else []
+        return {"buyers_queued": len(self.queued), "requests_queued": sum(map(len, self.queued.values())),
+                "ended_final": len(self.final), "told_202_above_limit": len(twice),
+                "told_202_above_limit_sample": twice[:5], "queued_never_final": len(unfinished),
+                "queued_never_final_sample": unfinished[:5], "polling": self.polling}
+
+
+CHECKS = Checks()
+
+
+@events.quitting.add_listener
+def report_checks(environment, **_kwargs) -> None:
+    if not CHECKS.queued:
+        return
+    found = CHECKS.violations()
+    bad = found["told_202_above_limit"] or found["queued_never_final"]
+    print(f"client checks ({'FAILED' if bad else 'ok'}): {json.dumps(found)}", flush=True)
+    if SAMPLES_DIR:
+        with open(os.path.join(SAMPLES_DIR, f"{PHASE}-checks-{os.getpid()}.json"), "w") as f:
+            json.dump(found, f)
+    if bad:
+        environment.process_exit_code = 1
+
+
 # --- the buyers' accounts, shared by the buyers of one process --------------------------------
 
 @dataclass
@@ -95,23 +173,39 @@ class Account:
     address_id: int
     cookie: str
     csrf: str
+    password: str = ""
     sent_at: float = 0.0  # when its (first) purchase was sent
     answered_at: float = 0.0
     request_id: str = ""
-    next_wait_ms: int = 0
+    request_ids: list[str] = field(default_factory=list)
 
 
 class Accounts:
-    """This process's share of the logged-in buyers and how many of its Buyer users still run."""
+    """This process's share of the buyers and how many of its Buyer users still run.
+
+    In the bench: the sessions run_bench.py logged in. On its own: the rows of --buyers-csv
+    (logged in by the Buyer that takes them), or none (each Buyer registers one).
+    """
 
     def __init__(self, environment) -> None:
         runner = environment.runner
         index = runner.worker_index if isinstance(runner, WorkerRunner) else 0
-        processes = max(1, int(PLAN.get("locust_processes", 1))) if isinstance(runner, WorkerRunner) else 1
-        with open(PLAN["sessions_file"], newline="") as f:
-            rows = list(csv.DictReader(f))
-        self.queue = [Account(r["username"], int(r["user_id"]), int(r["address_id"]), r["cookie"], r["csrf"])
-                      for r in rows[index::processes]]
+        if isinstance(runner, WorkerRunner):  # a worker of --processes N buys with every Nth row
+            processes = max(1, int(PLAN.get("locust_processes") or getattr(options(environment), "processes", 1) or 1))
+        else:
+            processes = 1
+        self.queue: list[Account] = []
+        if PLAN:
+            with open(PLAN["sessions_file"], newline="") as f:
+                rows = list(csv.DictReader(f))
+            self.queue = [Account(r["username"], int(r["user_id"]), int(r["address_id"]), r["cookie"], r["csrf"])
+                          for r in rows[index::processes]]
+        elif options(environment).buyers_csv:
+            with open(options(environment).buyers_csv, newline="") as f:
+                rows = list(csv.DictReader(f))
+            self.queue = [Account(r["username"], 0, int(r.get("address_id") or 0), "", "", password=r["password"])
+                          for r in rows[index::processes]]
+        self.registering = not PLAN and not options(environment).buyers_csv
         self.queue.reverse()  # pop() from the end hands them out in file order
         self.running = 0
         self.environment = environment
@@ -126,6 +220,10 @@ class Accounts:
             self.signalled = True
             SAMPLES.write()
             runner = self.environment.runner
+            if not IN_BENCH and (not getattr(options(self.environment), "headless", False)
+                                 or runner.state == STATE_SPAWNING):
+                self.signalled = False  # the web UI decides when to stop; or more buyers are coming
+                return
             if isinstance(runner, WorkerRunner):
                 runner.send_message(DONE_MESSAGE, runner.worker_index)
             elif isinstance(runner, LocalRunner):
@@ -140,6 +238,10 @@ def accounts_of(environment) -> Accounts:
     if _accounts is None:
         _accounts = Accounts(environment)
     return _accounts
+
+
+def options(environment):
+    return environment.parsed_options
 
 
 @events.init.add_listener
@@ -171,10 +273,14 @@ def server_offset_s(client, samples: int = 3) -> float:
             server_time = response.json()["data"]["server_time"]
         except (ValueError, KeyError, TypeError):
             continue
-        server = dt.datetime.fromisoformat(server_time.replace("Z", "+00:00")).timestamp()
+        server = parse_time(server_time)
         if received - sent < best_rtt:
             best_rtt, offset = received - sent, server - (sent + received) / 2
     return offset
+
+
+def parse_time(value: str) -> float:
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
 def parse_refusal(response) -> tuple[str, dict]:
@@ -186,60 +292,167 @@ def parse_refusal(response) -> tuple[str, dict]:
         return f"http_{response.status_code}", {}
 
 
+def data_of(response) -> dict:
+    try:
+        return response.json()["data"] or {}
+    except (ValueError, KeyError, TypeError):
+        return {}
+
+
+# --- on its own: the sale, registration, login -----------------------------------------------
+
+_sale: dict | None = None
+
+
+def find_sale(client, sale_id: int) -> dict:
+    """The sale to buy from (once per process): --sale-id, or the first live or upcoming one."""
+    global _sale
+    if _sale is None:
+        if sale_id:
+            sale = data_of(client.get(f"/api/seckill/{sale_id}", name="sale"))
+        else:
+            items = data_of(client.get("/api/seckill?per_page=100", name="sales")).get("items") or []
+            sale = next((s for s in items if s.get("state") in ("live", "upcoming")), {})
+        if not sale.get("id"):
+            raise StopUser()  # nothing to buy: the run shows the failed lookup
+        _sale = sale
+    return _sale
+
+
+def new_username() -> str:
+    alphabet = string.ascii_lowercase + string.digits
+    return "lb_" + "".join(secrets.choice(alphabet) for _ in range(16))
+
+
 # --- users -----------------------------------------------------------------------------------
 
 class Buyer(FastHttpUser):
-    """Buyers with sessions made before the sale: each Locust user works through many of them.
+    """Buyers, like the sale page: purchase, then long-poll /result for the outcome.
 
-    At the opening every Buyer sends purchases back to back (a share of them as double clicks:
-    2-3 at once) until this process's buyers are all served, then polls /result of the queued
-    ones with back-off until each is final. Purchases go first so that the admission and
-    sold-out phases measure purchases, not a mix with polls; the time from purchase to order
-    is taken from the order rows (report.py), the polls' view of it is reported beside it.
-    Concurrency stays at the number of Buyer users, as with that many connected clients.
+    In the bench each Locust user works through many buyers with sessions made before the sale:
+    at the opening every Buyer sends purchases back to back (a share of them as double clicks:
+    2-3 at once), and each purchase answered 202 gets its own greenlet that long-polls
+    `/result?wait_ms=` (again while the answer is `queued`; with a pause when the server did not
+    hold the answer) until the outcome is final, as the buyer's page would, while the user goes
+    on to the next buyer. Concurrency stays at the number of Buyer users for the purchases.
+    On its own each Buyer is one buyer (or works through --buyers-csv rows).
     """
 
-    fixed_count = int(PLAN.get("users", 1))
+    fixed_count = int(PLAN.get("users", 0))
     wait_time = constant(0)
-    concurrency = 3  # connections: a double click sends up to three requests at once
+    concurrency = 64  # connections: purchases (a double click sends up to three at once) and long-polls
 
     def on_start(self) -> None:
-        self.client.cookiejar.set_policy(NO_COOKIES)
         self.pool = accounts_of(self.environment)
         self.pool.running += 1
-        self.sale_id = PLAN["sale_id"]
+        self.polls: list[gevent.Greenlet] = []
+        if PLAN:
+            self.client.cookiejar.set_policy(NO_COOKIES)
+            self.sale_id = PLAN["sale_id"]
+            self.start_epoch = PLAN["start_epoch"]
+            self.wait_ms = int(PLAN.get("result_wait_ms", DEFAULT_WAIT_MS))
+            self.first_ms, self.max_ms = PLAN["poll_first_ms"], PLAN["poll_max_ms"]
+            self.timeout_s, self.double_click = PLAN["poll_timeout_s"], PLAN["double_click"]
+            self.polling = PLAN.get("poll", True)
+            CHECKS.limit = int(PLAN.get("per_user_limit", 1))
+        else:
+            opts = options(self.environment)
+            sale = find_sale(self.client, opts.sale_id)
+            self.sale_id = sale["id"]
+            self.start_epoch = parse_time(sale["start_time"])
+            self.wait_ms = max(0, min(10_000, opts.result_wait_ms))
+            self.first_ms, self.max_ms = DEFAULT_POLL_FIRST_MS, DEFAULT_POLL_MAX_MS
+            self.timeout_s, self.double_click = opts.poll_timeout, opts.double_click
+            self.polling = True
+            CHECKS.limit = int(sale.get("per_user_limit") or 1)
+            if self.pool.registering:
+                try:
+                    self.pool.queue.append(self.register())
+                except StopUser:
+                    self.pool.buyer_done()
+                    raise
+        CHECKS.polling = self.polling
         self.purchase_path = f"/api/seckill/{self.sale_id}/purchase"
-        self.result_path = f"/api/seckill/{self.sale_id}/result"
+        self.result_path = f"/api/seckill/{self.sale_id}/result?wait_ms={self.wait_ms}"
         offset = server_offset_s(self.client)
-        gevent.sleep(max(0.0, PLAN["start_epoch"] - offset - time.time()))
+        gevent.sleep(max(0.0, self.start_epoch - offset - time.time()))
 
     @task
     def buy(self) -> None:
-        polls: list[tuple[float, int, Account]] = []  # (due, tie-breaker, account)
-        first_wait_ms, max_wait_ms = PLAN["poll_first_ms"], PLAN["poll_max_ms"]
-        timeout_s, double_click = PLAN["poll_timeout_s"], PLAN["double_click"]
-        polling = PLAN.get("poll", True)
-        n = 0
         while True:
             account = self.pool.take()
-            if account is not None:
-                clicks = random.choice((2, 3)) if random.random() < double_click else 1
-                if self.purchase(account, clicks) and polling:
-                    account.next_wait_ms = first_wait_ms
-                    heapq.heappush(polls, (account.answered_at + first_wait_ms / 1000, n, account))
-                    n += 1
+            if account is None:
+                break
+            if not account.cookie and not self.log_in(account):
                 continue
-            if polls:
-                due, _, account = heapq.heappop(polls)
-                gevent.sleep(max(0.0, due - time.time()))
-                if not self.poll(account, timeout_s):
-                    account.next_wait_ms = min(max_wait_ms, account.next_wait_ms * 2)
-                    heapq.heappush(polls, (time.time() + account.next_wait_ms / 1000, n, account))
-                    n += 1
-                continue
-            self.pool.buyer_done()
-            raise StopUser()
+            clicks = random.choice((2, 3)) if random.random() < self.double_click else 1
+            if self.purchase(account, clicks) and self.polling:
+                self.polls.append(gevent.spawn(self.await_outcome, account))
+        gevent.joinall(self.polls)
+        self.pool.buyer_done()
+        raise StopUser()
 
+    # --- on its own: an account of the buyer's own ---
+    def register(self) -> Account:
+        """A new buyer through the API: register, log in, add an address."""
+        username, password = new_username(), secrets.token_urlsafe(12)
+        body = {"username": username, "password": password, "email": f"{username}@example.com"}
+        for attempt in range(LOGIN_ATTEMPTS):
+            with self.client.post("/api/auth/register", json=body, name="register", catch_response=True) as response:
+                if response.status_code == 201:
+                    break
+                response.failure(f"register answered {response.status_code}")
+                if response.status_code not in (429, 503):
+                    raise StopUser()
+            gevent.sleep(0.5 * (attempt + 1))
+        else:
+            raise StopUser()
+        account = Account(username, 0, 0, "", "", password=password)
+        if not self.log_in(account):
+            raise StopUser()
+        return account
+
+    def log_in(self, account: Account) -> bool:
+        """Log in (and find or add an address); the session goes into the account's own header."""
+        jar = self.client.cookiejar
+        for attempt in range(LOGIN_ATTEMPTS):
+            jar.clear()
+            with self.client.post("/api/auth/login", json={"username": account.username, "password": account.password},
+                                  name="login", catch_response=True) as response:
+                if response.status_code in (429, 503):
+                    response.success()
+                    gevent.sleep(0.5 * (attempt + 1))
+                    continue
+                if response.status_code != 200:
+                    response.failure(f"login answered {response.status_code}")
+                    return False
+                data = data_of(response)
+            account.csrf = data.get("csrf_token", "")
+            account.user_id = int((data.get("user") or {}).get("id") or 0)
+            account.cookie = "; ".join(f"{c.name}={c.value}" for c in jar)
+            jar.clear()
+            break
+        else:
+            return False
+        if not account.address_id:
+            account.address_id = self.address_of(account)
+        return bool(account.address_id)
+
+    def address_of(self, account: Account) -> int:
+        headers = {"Cookie": account.cookie, "X-CSRF-Token": account.csrf}
+        items = data_of(self.client.get("/api/addresses", headers=headers, name="addresses")).get("items") or []
+        if items:
+            return int(next((a for a in items if a.get("is_default")), items[0])["id"])
+        body = {"receiver_name": "Load Test", "phone": "13900000000", "province": "Zhejiang", "city": "Hangzhou",
+                "district": "Xihu", "detail_address": "1 Benchmark Road", "is_default": True}
+        for attempt in range(LOGIN_ATTEMPTS):
+            response = self.client.post("/api/addresses", json=body, headers=headers, name="add address")
+            if response.status_code not in (429, 503):
+                break
+            gevent.sleep(0.5 * (attempt + 1))
+        return int((data_of(response).get("address") or {}).get("id") or 0)
+
+    # --- the purchase and its outcome ---
     def purchase(self, account: Account, clicks: int) -> bool:
         """Send the purchase (`clicks` times at once); True when one was queued.
 
@@ -272,9 +485,11 @@ class Buyer(FastHttpUser):
             status = response.status_code
             if status == 202:
                 outcome = "queued"
-                account.sent_at = started  # purchase_to_order counts from the call that was queued
+                account.sent_at = started  # click to outcome counts from the call that was queued
                 try:
                     detail = account.request_id = response.json()["data"]["request_id"]
+                    account.request_ids.append(detail)
+                    CHECKS.told_queued(account.username, detail)
                     response.success()
                 except (ValueError, KeyError, TypeError):
                     outcome = "bad_body"
@@ -292,9 +507,34 @@ class Buyer(FastHttpUser):
             context={"status": status, "detail": detail})
         return outcome, wait_ms
 
-    def poll(self, account: Account, timeout_s: float) -> bool:
-        """One /result call; True when the outcome is final (or the buyer gave up)."""
+    def await_outcome(self, account: Account) -> None:
+        """Long-poll /result until the outcome is final (or poll_timeout_s passes), like the page.
+
+        A server that holds the answer needs one call; one that answers `queued` at once is
+        asked again after a pause that doubles from poll_first_ms to poll_max_ms.
+        """
+        pause_ms = self.first_ms
+        while True:
+            started = time.time()
+            state, data = self.poll(account)
+            now = time.time()
+            if state == "success":
+                self.order_event("purchase_to_order", account, now, str(data.get("order_id", "")))
+                return
+            if state in ("failed", "none"):
+                self.order_event(state, account, now, data.get("reason", "") or account.request_id)
+                return
+            if now - account.sent_at > self.timeout_s:
+                self.order_event("unresolved", account, now, account.request_id)
+                return
+            if (now - started) * 1000 < self.wait_ms / 2:  # not held: the server ignores wait_ms, or failed
+                gevent.sleep(pause_ms / 1000)
+                pause_ms = min(self.max_ms, pause_ms * 2)
+
+    def poll(self, account: Account) -> tuple[str | None, dict]:
+        """One /result call: (status, data), status None when the answer was not a result."""
         headers = {"Cookie": account.cookie}
+        data: dict = {}
         with self.client.get(self.result_path, headers=headers, name="result", catch_response=True) as response:
             status = response.status_code
             state = None
@@ -307,19 +547,12 @@ class Buyer(FastHttpUser):
                     response.failure("result without a status")
             else:
                 response.failure(f"unexpected status {status}")
-        now = time.time()
-        if state == "success":
-            self.order_event("purchase_to_order", account, now, str(data.get("order_id", "")))
-            return True
-        if state in ("failed", "none"):
-            self.order_event(state, account, now, data.get("reason", "") or account.request_id)
-            return True
-        if now - account.sent_at > timeout_s:
-            self.order_event("unresolved", account, now, account.request_id)
-            return True
-        return False
+        return state, data
 
     def order_event(self, name: str, account: Account, now: float, detail: str) -> None:
+        if name != "unresolved":
+            for request_id in account.request_ids:
+                CHECKS.ended(request_id)
         self.environment.events.request.fire(
             request_type="ORDER", name=name, response_time=(now - account.sent_at) * 1000, response_length=0,
             exception=None if name == "purchase_to_order" else name, start_time=account.sent_at,
@@ -329,6 +562,7 @@ class Buyer(FastHttpUser):
 class Browser(FastHttpUser):
     """A shopper walking the shop during the sale: home, the goods, the sales list, the sale page."""
 
+    abstract = not IN_BENCH  # on its own only Buyer runs
     fixed_count = int(PLAN.get("browsers", 0))
     wait_time = between(0.5, 1.5)
 
@@ -341,9 +575,28 @@ class Browser(FastHttpUser):
             gevent.sleep(random.uniform(0.2, 0.6))
 
 
+class PageStormUser(FastHttpUser):
+    """The sale page refreshed back to back just before the start, each user one logged-in buyer."""
+
+    abstract = not IN_BENCH
+    wait_time = constant(0)
+
+    def on_start(self) -> None:
+        self.client.cookiejar.set_policy(NO_COOKIES)
+        pool = accounts_of(self.environment)
+        account = random.choice(pool.queue) if pool.queue else None
+        self.headers = {"Cookie": account.cookie} if account else {}
+        self.path = f"/seckill/{PLAN['sale_id']}"
+
+    @task
+    def refresh(self) -> None:
+        self.client.get(self.path, headers=self.headers, name="page /seckill/[id]")
+
+
 class HealthzUser(FastHttpUser):
     """The baseline: the cheapest route, back to back."""
 
+    abstract = not IN_BENCH
     wait_time = constant(0)
 
     @task

@@ -25,7 +25,7 @@ if __package__ in (None, ""):  # run as `python bench/report.py`: make the proje
 import psutil  # noqa: E402
 
 from bench.config import RESULTS_DIR  # noqa: E402
-from bench.sampler import GROUPS, peak_in, value_at  # noqa: E402
+from bench.sampler import GROUPS, mysql_rate, peak_in, value_at  # noqa: E402
 
 MB = 1024 * 1024
 BACKLOG_BATCH = 100  # a backlog of at least one consumer batch means the writers were the limit
@@ -178,6 +178,97 @@ def drain_figures(orders: list[float], accepted: list[dict], last_admission: flo
     return figures
 
 
+def per_second_cpu_us(rows: list[dict], start: float, end: float, timeline: list[dict],
+                      min_requests: int = 20) -> list[float]:
+    """Server CPU µs per request in each whole second of [start, end] with enough requests in it."""
+    values = []
+    starts = sorted(r["start"] for r in rows)
+    t = start
+    while t + 1.0 <= end + 1e-9:
+        n = bisect_right(starts, t + 1.0) - bisect_right(starts, t)
+        a, b = value_at(timeline, "server_cpu_s", t), value_at(timeline, "server_cpu_s", t + 1.0)
+        if n >= min_requests and a is not None and b is not None:
+            values.append((b - a) / n * 1e6)
+        t += 1.0
+    return values
+
+
+def spread(values: list[float], digits: int = 3) -> dict | None:
+    """min, median and max of per-second figures (and how many seconds)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    median = ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+    return {"min": _r(ordered[0], digits), "median": _r(median, digits), "max": _r(ordered[-1], digits),
+            "seconds": len(ordered)}
+
+
+def ratio_spread(rows: list[dict], phase_figures: dict | None, timeline: list[dict], base_us: float | None) -> dict | None:
+    """Per-second CPU per request of a phase over the /healthz phase's figure: its spread."""
+    if not phase_figures or not base_us:
+        return None
+    start = phase_figures["start"]
+    per_s = per_second_cpu_us(rows, start, start + phase_figures["seconds"], timeline)
+    return spread([v / base_us for v in per_s])
+
+
+def watcher_figures(run: dict, timeline: list[dict], mysql_rows: list[tuple], sale_window: tuple | None) -> dict | None:
+    """Server CPU per socket-second and MySQL statements/s without the watchers, with them, in the sale."""
+    marks = run["marks"]
+    client = run.get("watchers")
+    if not client and "watched" not in marks:
+        return None
+    figures: dict = {"client": client}
+    for name in ("unwatched", "watched"):
+        window = marks.get(name)
+        if not window:
+            continue
+        a = value_at(timeline, "server_cpu_s", window["start"])
+        b = value_at(timeline, "server_cpu_s", window["end"])
+        seconds = window["end"] - window["start"]
+        figures[name] = {"seconds": _r(seconds, 2),
+                         "server_cpu_per_s": _r((b - a) / seconds, 4) if a is not None and b is not None else None,
+                         "mysql": mysql_rate(mysql_rows, window["start"], window["end"])}
+    opened = (marks.get("watchers_ready") or {}).get("opened") or 0
+    quiet, watched = figures.get("unwatched") or {}, figures.get("watched") or {}
+    if opened and quiet.get("server_cpu_per_s") is not None and watched.get("server_cpu_per_s") is not None:
+        figures["server_cpu_us_per_socket_second"] = _r(
+            max(0.0, watched["server_cpu_per_s"] - quiet["server_cpu_per_s"]) / opened * 1e6, 2)
+    q_quiet = (quiet.get("mysql") or {}).get("questions_per_s")
+    q_watched = (watched.get("mysql") or {}).get("questions_per_s")
+    figures["mysql_questions_per_s_unwatched"] = q_quiet
+    figures["mysql_questions_per_s_watched"] = q_watched
+    if sale_window:
+        during = mysql_rate(mysql_rows, *sale_window)
+        figures["mysql_questions_per_s_sale"] = (during or {}).get("questions_per_s")
+        figures["mysql_sale_window"] = during
+    figures["sockets"] = opened
+    if client and marks.get("watchers_ready") and client.get("stopped_at"):
+        held = client["stopped_at"] - marks["watchers_ready"]["at"]
+        figures["messages_per_socket_second"] = _r(client["messages"] / max(1, opened) / held, 3) if held > 0 else None
+    return figures
+
+
+def load_mysql(run_dir: Path) -> list[tuple]:
+    path = run_dir / "mysql.csv"
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        return [(float(r["t"]), int(r["questions"]), int(r["queries"])) for r in csv.DictReader(f)]
+
+
+def load_checks(run_dir: Path, phase: str = "sale") -> dict | None:
+    found = [json.loads(p.read_text()) for p in sorted(run_dir.glob(f"{phase}-checks-*.json"))]
+    if not found:
+        return None
+    keys = ("buyers_queued", "requests_queued", "ended_final", "told_202_above_limit", "queued_never_final")
+    total = {k: sum(f.get(k, 0) for f in found) for k in keys}
+    total["polling"] = all(f.get("polling", True) for f in found)
+    total["passed"] = not total["told_202_above_limit"] and not total["queued_never_final"]
+    return total
+
+
 def _peak_rate(times: list[float], window_s: float) -> float:
     best, j = 0, 0
     for i in range(len(times)):
@@ -279,13 +370,55 @@ def build_summary(run_dir: Path) -> dict:
         "seen_by_polling": {"orders": len(seen), **latency(seen)},
         "other_endings": dict(Counter(r["name"] for r in order_rows if r["name"] != "purchase_to_order")),
     }
+    # click to outcome: from the purchase that was queued to the final answer of /result, as the page sees it
+    results_calls = [r for r in sale if r["name"].startswith("result")]
+    summary["click_to_outcome"] = {
+        "buyers": len(order_rows), **latency(order_rows),
+        "endings": dict(sorted(Counter(r["name"] for r in order_rows).items())),
+        "result_calls_per_buyer": _r(len(results_calls) / len(order_rows), 2) if order_rows else None,
+    }
     summary["outcomes_client"] = dict(sorted(Counter(r["name"] for r in outcomes).items()))
     summary["purchases_sent"] = len(purchases)
 
+    storm = [r for r in load_samples(run_dir, "pages") if r["name"].startswith("page ")]
+    if storm:  # every page asked for, over the time from the first sent to the last answered
+        phases["page_storm"] = phase(storm, storm[0]["start"], max(r["end"] for r in storm), timeline)
+
     healthz_phase, admission_phase = phases.get("healthz"), phases.get("admission")
+    sold_out_phase, storm_phase = phases.get("sold_out"), phases.get("page_storm")
     summary["cpu_purchase_vs_healthz"] = _ratio(admission_phase, "server_cpu_us_per_purchase",
                                                 healthz_phase, "server_cpu_us_per_request")
     summary["purchase_vs_healthz"] = _ratio(admission_phase, "rps", healthz_phase, "rps")
+    summary["cpu_sold_out_vs_healthz"] = _ratio(sold_out_phase, "server_cpu_us_per_purchase",
+                                                healthz_phase, "server_cpu_us_per_request")
+    summary["p99_purchase_vs_healthz"] = _ratio(admission_phase, "p99_ms", healthz_phase, "p99_ms")
+    summary["cpu_page_vs_healthz"] = _ratio(storm_phase, "server_cpu_us_per_request",
+                                            healthz_phase, "server_cpu_us_per_request")
+    summary["p99_page_vs_healthz"] = _ratio(storm_phase, "p99_ms", healthz_phase, "p99_ms")
+    base_us = (healthz_phase or {}).get("server_cpu_us_per_request")
+    hz_spread = spread(per_second_cpu_us(healthz, healthz_phase["start"],
+                                         healthz_phase["start"] + healthz_phase["seconds"], timeline), 1) \
+        if healthz_phase else None
+    summary["ratio_spread"] = {
+        "healthz_cpu_us_per_request": hz_spread,
+        "cpu_purchase_vs_healthz": ratio_spread(purchases, admission_phase, timeline, base_us),
+        "cpu_sold_out_vs_healthz": ratio_spread(purchases, sold_out_phase, timeline, base_us),
+        "cpu_page_vs_healthz": ratio_spread(storm, storm_phase, timeline, base_us),
+    }
+    opens = marks.get("sale_opens")
+    sale_end = (drain or {}).get("last_order_at") or (marks.get("sale") or {}).get("end")
+    summary["watchers"] = watcher_figures(run, timeline, load_mysql(run_dir),
+                                          (opens, sale_end) if opens and sale_end else None)
+    bare = run.get("bare_insert")
+    if drain is not None and bare:
+        drain["bare_insert"] = bare
+        rate = drain.get("orders_per_s_mean") if drain["mode"] == "deferred" else (
+            drain.get("orders_per_s_with_backlog") or drain.get("orders_per_s_peak_1s"))
+        drain["drain_rate_compared"] = rate
+        drain["share_of_bare_insert"] = _r(rate / bare["rows_per_s"], 3) if rate and bare.get("rows_per_s") else None
+    summary["drain_vs_bare_insert"] = (drain or {}).get("share_of_bare_insert")
+    summary["client_checks"] = load_checks(run_dir)
+    summary["affinity"] = run.get("affinity")
     summary["peak_rss_mb"] = {g: (_r(max((r[f"{g}_rss"] or 0) for r in timeline) / MB, 1) if timeline else None)
                               for g in GROUPS}
     summary["verdict"] = run.get("verdict")
@@ -336,7 +469,7 @@ def write_chart(run_dir: Path, summary: dict) -> Path | None:
                 bins[int(x / bin_s)].append(r["ms"])
         return [percentile(sorted(b), 99) if b else float("nan") for b in bins]
 
-    fig, (ax1, ax2, ax3) = plt.subplots(3, 1, figsize=(11, 10), sharex=True)
+    fig, (ax1, ax2, ax3, ax4) = plt.subplots(4, 1, figsize=(11, 13), sharex=True)
     ax1.plot(xs, rate(lambda n: n == "purchase"), label="purchase")
     ax1.plot(xs, rate(lambda n: n == "result"), label="result polls")
     ax1.plot(xs, rate(lambda n: n.startswith("page ")), label="pages")
@@ -350,6 +483,15 @@ def write_chart(run_dir: Path, summary: dict) -> Path | None:
                   f"{summary['settings']['workers']} workers")
     ax2.plot(xs, p99("purchase"), label="purchase p99")
     ax2.plot(xs, p99("result"), label="result p99")
+    outcomes = [r for r in sale if r["type"] == "ORDER"]
+    if outcomes:
+        bins: list[list[float]] = [[] for _ in range(n_bins)]
+        for r in outcomes:
+            x = r["start"] - t0
+            if 0 <= x < end:
+                bins[int(x / bin_s)].append(r["ms"])
+        ax2.plot(xs, [percentile(sorted(b), 99) if b else float("nan") for b in bins],
+                 label="click to outcome p99 (by click time)")
     ax2.set_ylabel("p99 latency (ms)")
     ax2.legend(loc="upper right")
     ax3.step([t - t0 for t in orders], range(1, len(orders) + 1), where="post", label="orders written (MySQL)")
@@ -361,7 +503,19 @@ def write_chart(run_dir: Path, summary: dict) -> Path | None:
     ax3.set_ylabel("count")
     ax3.set_xlabel("seconds since the first purchase")
     ax3.legend(loc="center right")
-    for ax in (ax1, ax2, ax3):
+    mysql = load_mysql(run_dir)
+    if len(mysql) > 1:
+        mx = [(b[0] + a[0]) / 2 - t0 for a, b in zip(mysql, mysql[1:])]
+        my = [max(0.0, (b[1] - a[1] - 1) / (b[0] - a[0])) if b[0] > a[0] else 0.0 for a, b in zip(mysql, mysql[1:])]
+        keep = [(x, y) for x, y in zip(mx, my) if x >= -30]
+        ax4.plot([k[0] for k in keep], [k[1] for k in keep], label="MySQL questions/s (global)")
+    w = summary.get("watchers") or {}
+    if w.get("sockets"):
+        ax4.set_title(f"{w['sockets']} watchers open from before the opening to the end of the sale", fontsize=9)
+    ax4.set_ylabel("statements/s")
+    ax4.set_xlabel("seconds since the first purchase")
+    ax4.legend(loc="upper right")
+    for ax in (ax1, ax2, ax3, ax4):
         ax.grid(alpha=0.3)
     fig.tight_layout()
     path = run_dir / "chart.png"
@@ -375,7 +529,7 @@ def write_chart(run_dir: Path, summary: dict) -> Path | None:
 def table(summary: dict) -> str:
     lines = [f"{'phase':<12}{'requests':>10}{'req/s':>10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}"
              f"{'errors':>8}{'srv CPU us/req':>16}"]
-    for name in ("healthz", "login", "admission", "sold_out"):
+    for name in ("healthz", "login", "page_storm", "admission", "sold_out"):
         p = summary["phases"].get(name)
         if not p:
             continue
@@ -395,6 +549,39 @@ def table(summary: dict) -> str:
                      f"{_f(d.get('seconds_last_admission_to_last_order'))} s after the last admission")
     lines.append(f"server CPU per purchase / per /healthz: {_f(summary.get('cpu_purchase_vs_healthz'))}   "
                  f"purchase req/s / healthz req/s: {_f(summary.get('purchase_vs_healthz'))}")
+    spreads = summary.get("ratio_spread") or {}
+
+    def with_spread(key: str) -> str:
+        sp = spreads.get(key)
+        return _f(summary.get(key)) + (f" (per s {_f(sp['min'])}..{_f(sp['median'])}..{_f(sp['max'])})" if sp else "")
+
+    lines.append(f"CPU ratios to /healthz (whole phase; per-second min..median..max): purchase "
+                 f"{with_spread('cpu_purchase_vs_healthz')}, sold-out {with_spread('cpu_sold_out_vs_healthz')}, "
+                 f"page {with_spread('cpu_page_vs_healthz')}")
+    lines.append(f"p99 ratios to /healthz: purchase {_f(summary.get('p99_purchase_vs_healthz'))}, "
+                 f"page {_f(summary.get('p99_page_vs_healthz'))}")
+    cto = summary.get("click_to_outcome") or {}
+    lines.append(f"click to outcome (purchase queued to final /result): p50 {_f(cto.get('p50_ms'))} ms, "
+                 f"p99 {_f(cto.get('p99_ms'))} ms, {cto.get('buyers', 0)} buyers, "
+                 f"{_f(cto.get('result_calls_per_buyer'))} /result calls each, endings {cto.get('endings') or {}}")
+    w = summary.get("watchers")
+    if w:
+        client = w.get("client") or {}
+        lines.append(f"watchers: {w.get('sockets')} sockets ({client.get('failed', '-')} failed, "
+                     f"{client.get('closed_early', '-')} closed early), server CPU "
+                     f"{_f(w.get('server_cpu_us_per_socket_second'))} us per socket-second; MySQL questions/s "
+                     f"without {_f(w.get('mysql_questions_per_s_unwatched'))}, with "
+                     f"{_f(w.get('mysql_questions_per_s_watched'))}, during the sale "
+                     f"{_f(w.get('mysql_questions_per_s_sale'))}")
+    if d and d.get("bare_insert"):
+        b = d["bare_insert"]
+        lines.append(f"drain {_f(d.get('drain_rate_compared'))} orders/s = "
+                     f"{_f(_pct(d.get('share_of_bare_insert')))}% of a bare multi-row INSERT "
+                     f"({_f(b.get('rows_per_s'))} rows/s, {b['rows']} rows in batches of {b['batch']})")
+    checks = summary.get("client_checks")
+    if checks:
+        lines.append(f"client checks: {'ok' if checks['passed'] else 'FAILED'} (202 above the limit "
+                     f"{checks['told_202_above_limit']}, 202 never final {checks['queued_never_final']})")
     pto = summary.get("purchase_to_order") or {}
     polled = pto.get("seen_by_polling") or {}
     lines.append(f"purchase to order row: p50 {_f(pto.get('p50_ms'))} ms, p99 {_f(pto.get('p99_ms'))} ms; "
@@ -408,6 +595,10 @@ def table(summary: dict) -> str:
                      f"remaining {v['redis_remaining']}, refused while stock remained "
                      f"{v['refused_sold_out_while_stock_remained']})")
     return "\n".join(lines)
+
+
+def _pct(value):
+    return value * 100 if isinstance(value, (int, float)) else None
 
 
 def _f(value) -> str:

@@ -11,6 +11,7 @@ import csv
 import datetime as dt
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -31,13 +32,15 @@ from bench import report  # noqa: E402
 from bench.config import ROOT, BenchConfig  # noqa: E402
 from bench.login import login_all  # noqa: E402
 from bench.prepare import prepare, schedule_sale  # noqa: E402
-from bench.sampler import Sampler  # noqa: E402
+from bench.calibrate import bare_insert  # noqa: E402
+from bench.sampler import MysqlCounter, Sampler  # noqa: E402
 from bench.verdict import ClientView, compute  # noqa: E402
 from flashsale import db  # noqa: E402
 from flashsale.redis_keys import Keys  # noqa: E402
 from flashsale.settings import Settings  # noqa: E402
 
 LOCUSTFILE = ROOT / "bench" / "locustfile.py"
+WATCHERS = ROOT / "bench" / "watchers.py"
 SALE_LENGTH_S = 3600  # the sale stays open well past the run: "ended" is not what is measured
 SERVER_START_TIMEOUT_S = 60
 # -> when each order of the sale was written (created_at is the INSERT statement's time)
@@ -145,9 +148,31 @@ def _cmdline(proc: psutil.Process) -> list[str]:
         return []
 
 
+def cores_for(config: BenchConfig) -> tuple[set[int] | None, set[int] | None]:
+    """(server cores, load-generator cores): the last core for Locust and the watchers, the rest
+    for the server workers, so that neither steals the other's CPU; None: no pinning."""
+    try:
+        available = sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None, None
+    if not config.pin or len(available) < 2:
+        return None, None
+    return set(available[:-1]), {available[-1]}
+
+
+def pin(pids: list[int], cores: set[int] | None) -> None:
+    if not cores:
+        return
+    for pid in pids:
+        try:
+            psutil.Process(pid).cpu_affinity(sorted(cores))
+        except psutil.Error:
+            pass
+
+
 def run_locust(config: BenchConfig, run_dir: Path, phase: str, classes: list[str], users: int,
                spawn_rate: float, run_time_s: int, base_url: str, sampler: Sampler,
-               plan_path: Path | None = None) -> int:
+               plan_path: Path | None = None, cores: set[int] | None = None) -> int:
     """Locust headless, bounded in time, against 127.0.0.1 only; returns its exit status."""
     command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", base_url,
                "-u", str(users), "-r", str(spawn_rate), "-t", f"{run_time_s}s", "--stop-timeout", "5",
@@ -162,6 +187,7 @@ def run_locust(config: BenchConfig, run_dir: Path, phase: str, classes: list[str
     with open(run_dir / f"locust-{phase}.log", "ab") as log:
         proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
+    pin([proc.pid], cores)  # before it spawns anything: its children inherit the affinity
     sampler.follow("locust", proc.pid)
     try:
         return proc.wait(run_time_s + 60)
@@ -230,6 +256,50 @@ async def order_times(settings: Settings, sale_id: int) -> list[tuple[str, float
         await db.close_pool(pool)
 
 
+class WatcherProcess:
+    """bench/watchers.py: N WebSockets on the sale's live feed, held until stop()."""
+
+    def __init__(self, run_dir: Path, base_url: str, sale_id: int, count: int):
+        self.out = run_dir / "watchers.json"
+        self.log = run_dir / "watchers.log"
+        url = base_url.replace("http://", "ws://") + f"/api/seckill/{sale_id}/live"
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen([sys.executable, str(WATCHERS), url, str(count), str(self.out)],
+                                         cwd=ROOT, stdout=subprocess.PIPE, stderr=log, start_new_session=True)
+
+    def wait_ready(self, timeout_s: float) -> tuple[int, int]:
+        """(opened, failed) once every socket was tried."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not select.select([self.proc.stdout], [], [], max(0.0, deadline - time.monotonic()))[0]:
+                break
+            line = self.proc.stdout.readline().decode().split()
+            if line[:1] == ["ready"]:
+                return int(line[1]), int(line[2])
+            if not line and self.proc.poll() is not None:
+                break
+        raise RunBroke(f"the watchers did not open in {timeout_s:.0f} s; see {self.log}")
+
+    def stop(self) -> dict | None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        return json.loads(self.out.read_text()) if self.out.exists() else None
+
+
+def raise_open_files() -> None:
+    """As many open files as allowed: the server (a child) holds a socket per watcher and buyer."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def run(config: BenchConfig) -> tuple[dict, Path]:
     """The whole bench; returns the summary and the run directory."""
     started = time.monotonic()
@@ -248,22 +318,31 @@ def run(config: BenchConfig) -> tuple[dict, Path]:
     prepared = asyncio.run(prepare(settings, config.buyers, config.stock, run_dir / "accounts.csv"))
     marks["prepare_s"] = round(prepared.seconds, 2)
 
+    raise_open_files()
+    server_cores, load_cores = cores_for(config)
+    record["affinity"] = {"server": sorted(server_cores) if server_cores else None,
+                          "load": sorted(load_cores) if load_cores else None}
     port = config.port or free_port()
     server = Server(config, port, run_dir / "server.log", background=not config.deferred_drain)
     sampler = Sampler(settings.redis_url, Keys(settings.redis_prefix))
     profilers: list[subprocess.Popen] = []
     drain_server: Server | None = None
+    watchers: WatcherProcess | None = None
+    mysql = MysqlCounter(settings)
     sale_id = None
     try:
-        say(started, f"starting the server: {config.workers} worker(s) on 127.0.0.1:{port}")
-        server.start()
+        say(started, f"starting the server: {config.workers} worker(s) on 127.0.0.1:{port}"
+                     + (f", pinned to cores {sorted(server_cores)}; load on {sorted(load_cores)}" if server_cores else ""))
+        server.start(on_workers=lambda pids: pin(pids, server_cores))
+        pin([server.proc.pid] + server.worker_pids(), server_cores)
         sampler.follow("server", server.proc.pid)
         sampler.start()
+        mysql.start()
 
         say(started, f"/healthz for {config.healthz_s} s at {config.users} concurrent users")
         marks["healthz"] = {"start": time.time()}
         run_locust(config, run_dir, "healthz", ["HealthzUser"], config.users, config.users,
-                   config.healthz_s + 1, server.base_url, sampler)
+                   config.healthz_s + 1, server.base_url, sampler, cores=load_cores)
         marks["healthz"]["end"] = time.time()
 
         say(started, f"logging {config.buyers} buyers in")
@@ -272,7 +351,10 @@ def run(config: BenchConfig) -> tuple[dict, Path]:
         say(started, f"  {marks['login']['per_s']:.0f} logins/s")
 
         spawn_s = (config.users + config.browsers) / config.spawn_rate
-        delay = config.start_delay_s or (spawn_s + 4.0 + (2.0 if config.locust_processes > 1 else 0.0))
+        # before the opening: a window without watchers, the page storm, the watchers opening, a window with them
+        before = (2 * config.watch_window_s + config.watchers / 200 + 3.0 if config.watchers else 0.0) + \
+            (config.page_storm_s + 3.0 if config.page_storm_s > 0 else 0.0)
+        delay = config.start_delay_s or (before + spawn_s + 4.0 + (2.0 if config.locust_processes > 1 else 0.0))
         start_at = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=delay)).replace(microsecond=0) \
             + dt.timedelta(seconds=1)
         sale = asyncio.run(schedule_sale(settings, prepared.goods_id, config.stock, config.per_user_limit,
@@ -284,10 +366,36 @@ def run(config: BenchConfig) -> tuple[dict, Path]:
                 "locust_processes": config.locust_processes, "double_click": config.double_click,
                 # with the consumers held back no result would come: polling would only add load
                 "poll": config.poll and not config.deferred_drain, "poll_first_ms": config.poll_first_ms, "poll_max_ms": config.poll_max_ms,
-                "poll_timeout_s": config.poll_timeout_s}
+                "poll_timeout_s": config.poll_timeout_s, "result_wait_ms": config.result_wait_ms,
+                "per_user_limit": config.per_user_limit}
         plan_path = run_dir / "plan.json"
         plan_path.write_text(json.dumps(plan, indent=2))
         marks["sale_opens"] = start_at.timestamp()
+
+        if config.watchers:
+            say(started, f"{config.watch_window_s:.0f} s without watchers (MySQL queries/s, server CPU)")
+            marks["unwatched"] = {"start": time.time()}
+            time.sleep(config.watch_window_s)
+            marks["unwatched"]["end"] = time.time()
+        if config.page_storm_s > 0:
+            say(started, f"page storm: the sale page refreshed by {config.users} users for {config.page_storm_s:.0f} s")
+            marks["page_storm"] = {"start": time.time()}
+            run_locust(config, run_dir, "pages", ["PageStormUser"], config.users, config.users,
+                       int(config.page_storm_s + 1), server.base_url, sampler, plan_path, cores=load_cores)
+            marks["page_storm"]["end"] = time.time()
+        if config.watchers:
+            say(started, f"opening {config.watchers} watchers on the live feed")
+            watchers = WatcherProcess(run_dir, server.base_url, sale_id, config.watchers)
+            pin([watchers.proc.pid], load_cores)
+            sampler.follow("locust", watchers.proc.pid)
+            opened, failed = watchers.wait_ready(60 + config.watchers / 50)
+            marks["watchers_ready"] = {"at": time.time(), "opened": opened, "failed": failed}
+            say(started, f"  {opened} open, {failed} failed; {config.watch_window_s:.0f} s with them")
+            marks["watched"] = {"start": time.time()}
+            time.sleep(config.watch_window_s)
+            marks["watched"]["end"] = time.time()
+        if time.time() > start_at.timestamp() - spawn_s:
+            record["notes"].append("the phases before the sale ran past its opening: buyers started late")
 
         if config.pyspy:
             profilers = start_profilers(run_dir, server.worker_pids())
@@ -296,8 +404,12 @@ def run(config: BenchConfig) -> tuple[dict, Path]:
         marks["sale"] = {"start": time.time()}
         classes = ["Buyer", "Browser"] if config.browsers > 0 else ["Buyer"]
         run_locust(config, run_dir, "sale", classes, config.users + config.browsers,
-                   config.spawn_rate, config.duration_s, server.base_url, sampler, plan_path)
+                   config.spawn_rate, config.duration_s, server.base_url, sampler, plan_path, cores=load_cores)
         marks["sale"]["end"] = time.time()
+        if watchers is not None:
+            record["watchers"] = watchers.stop()
+            marks["watchers_closed"] = time.time()
+            watchers = None
         if marks["sale"]["end"] - marks["sale"]["start"] >= config.duration_s:
             record["notes"].append(f"the sale run hit BENCH_DURATION ({config.duration_s} s) before every "
                                    "buyer finished")
@@ -309,15 +421,26 @@ def run(config: BenchConfig) -> tuple[dict, Path]:
             server.stop()
             drain_server = Server(config, free_port(), run_dir / "server-drain.log", background=True)
             marks["drain_server_started"] = time.time()
-            # its consumers start writing while the server is still coming up: follow it at once
-            drain_server.start(on_workers=lambda pids: [sampler.follow("server", pid) for pid in pids])
+
+            def follow_drain(pids: list[int]) -> None:  # its consumers write while it comes up: follow at once
+                pin(pids, server_cores)
+                for pid in pids:
+                    sampler.follow("server", pid)
+
+            drain_server.start(on_workers=follow_drain)
         say(started, "waiting for the stream to drain")
         drained = wait_drained(settings, sale_id, config.drain_timeout_s)
         marks["drained"] = drained
         if drained is None:
             record["notes"].append(f"the stream did not drain within {config.drain_timeout_s} s")
     finally:
+        if watchers is not None:
+            record["watchers"] = watchers.stop()
         stop_profilers(profilers)
+        mysql.stop()
+        mysql.write_csv(run_dir / "mysql.csv")
+        if mysql.error:
+            record["notes"].append(f"MySQL counters: {mysql.error}")
         sampler.stop()
         server.stop()
         if drain_server is not None:
@@ -332,6 +455,9 @@ def run(config: BenchConfig) -> tuple[dict, Path]:
         writer = csv.writer(f)
         writer.writerow(["request_id", "written"])
         writer.writerows(times)
+    if times:
+        say(started, f"calibrating: {len(times)} rows of bare multi-row INSERT in batches of {settings.consumer_batch}")
+        record["bare_insert"] = asyncio.run(bare_insert(settings, len(times), settings.consumer_batch))
     client = ClientView.from_samples(run_dir)
     record["verdict"] = asyncio.run(compute(settings, sale_id, client))
     for path in (run_dir / "server.log", run_dir / "server-drain.log"):

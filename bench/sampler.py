@@ -190,3 +190,71 @@ def peak_in(rows: list[dict], column: str, start: float, end: float) -> float | 
     if not near:
         return None
     return min(near, key=lambda r: abs(r["t"] - (start + end) / 2))[column]
+
+
+class MysqlCounter:
+    """MariaDB's global statement counters ('Questions', 'Queries') every INTERVAL_S, in a thread.
+
+    Each sample is one statement itself; mysql_rate() takes those out. The counters are global:
+    other clients of the same MariaDB count too (the no-watchers window shows that floor).
+    """
+
+    INTERVAL_S = 0.5
+    STATUS = "SHOW GLOBAL STATUS WHERE Variable_name IN ('Questions', 'Queries')"
+
+    def __init__(self, settings) -> None:
+        self.settings = settings
+        self.rows: list[tuple[float, int, int]] = []
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="bench-mysql-counter", daemon=True)
+        self.error = ""
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.thread.join(5)
+
+    def _run(self) -> None:
+        import asyncio
+
+        import asyncmy
+
+        from flashsale import db
+
+        async def loop() -> None:
+            conn = await asyncmy.connect(autocommit=True, **db.connect_kwargs(self.settings, database=None))
+            try:
+                async with conn.cursor() as cur:
+                    while not self.stop_event.is_set():
+                        started = time.monotonic()
+                        await cur.execute(self.STATUS)
+                        values = {name: int(value) for name, value in await cur.fetchall()}
+                        self.rows.append((time.time(), values.get("Questions", 0), values.get("Queries", 0)))
+                        await asyncio.sleep(max(0.0, self.INTERVAL_S - (time.monotonic() - started)))
+            finally:
+                await conn.ensure_closed()
+
+        try:
+            asyncio.run(loop())
+        except Exception as exc:  # the bench goes on without MySQL figures
+            self.error = f"{type(exc).__name__}: {exc}"
+
+    def write_csv(self, path: Path) -> None:
+        with open(path, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["t", "questions", "queries"])
+            writer.writerows(list(self.rows))
+
+
+def mysql_rate(rows: list[tuple[float, int, int]], start: float, end: float) -> dict | None:
+    """Statements per second within [start, end] from the samples inside it, less the sampler's own."""
+    inside = [r for r in rows if start <= r[0] <= end]
+    if len(inside) < 2 or inside[-1][0] <= inside[0][0]:
+        return None
+    (t0, q0, u0), (t1, q1, u1) = inside[0], inside[-1]
+    own = len(inside) - 1
+    seconds = t1 - t0
+    return {"questions_per_s": round(max(0, q1 - q0 - own) / seconds, 1),
+            "queries_per_s": round(max(0, u1 - u0 - own) / seconds, 1), "seconds": round(seconds, 2)}
