@@ -67,15 +67,19 @@ class Settings:
     pay_window_s: int = 900
     cookie_secure: bool = False
     public_url: str = ""  # e.g. https://shop.example: links in mail; empty trusts the request's Host (dev only)
+    metrics_token: str = ""  # GET /metrics with `Authorization: Bearer <token>`; empty: loopback only
     session_max_age_s: int = 7 * 24 * 3600
     max_body_bytes: int = 6 * 1024 * 1024
+    body_timeout_s: float = 5.0  # a request body must arrive within this (else 408)
     # scrypt cost; stored with each hash, so raising it later re-hashes at next login
     scrypt_n: int = 2**14
     scrypt_r: int = 8
     scrypt_p: int = 1
     hash_threads: int = 2
-    login_fail_limit: int = 5  # failures per username per window
+    login_fail_limit: int = 5  # failures per username and client address per window
+    login_fail_user_limit: int = 100  # failures per username from all addresses per window
     login_fail_ip_limit: int = 50  # failures per IP per window
+    register_ip_limit: int = 20  # registrations per client address per hour
     login_fail_window_s: int = 900
     reset_token_ttl_s: int = 900
     purchase_rate_per_s: int = 5  # purchase calls per user per second

@@ -25,6 +25,6 @@ async def list_goods(request: web.Request) -> web.Response:
     return envelope(page_data(items, page, per_page, total))
 
 
-@routes.get(r"/api/goods/{id:\d{1,18}}")
+@routes.get(r"/api/goods/{id:[0-9]{1,18}}")
 async def get_goods(request: web.Request) -> web.Response:
     return envelope(await catalog.get_goods(request.app[CTX], int(request.match_info["id"])))
