@@ -1,29 +1,19 @@
 """Account pages: log in, register, log out, change and reset the password."""
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 import aiohttp_jinja2
 from aiohttp import web
 
 from flashsale.appkeys import CTX
-from flashsale.auth import current_user, end_session, require_user, start_session
+from flashsale.auth import current_user, end_all_sessions, end_session, require_user, start_session
 from flashsale.errors import Refusal, Validation
+from flashsale.redirects import safe_next
 from flashsale.services import accounts
 from flashsale.templating import flash
 from flashsale.views.api.accounts import link_base
+from flashsale.webjson import read_form
 
 routes = web.RouteTableDef()
-
-
-def safe_next(raw: str | None) -> str:
-    """Only same-site paths: never redirect to another host after login."""
-    if not raw or not raw.startswith("/") or raw.startswith("//") or urlsplit(raw).netloc:
-        return "/"
-    # browsers read "/\\host" as "//host" and drop tabs and newlines before parsing
-    if "\\" in raw or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in raw):
-        return "/"
-    return raw
 
 
 def form_errors(exc: Refusal) -> tuple[str, dict[str, str]]:
@@ -31,7 +21,7 @@ def form_errors(exc: Refusal) -> tuple[str, dict[str, str]]:
 
 
 async def form_body(request: web.Request) -> dict[str, str]:
-    form = await request.post()
+    form = await read_form(request)
     return {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
 
 
@@ -73,7 +63,7 @@ async def register_submit(request: web.Request) -> web.Response:
     body = await form_body(request)
     ctx = request.app[CTX]
     try:
-        await accounts.register(ctx, body)
+        await accounts.register(ctx, body, ip=request.remote or "")
         row = await accounts.authenticate(ctx, body, request.remote or "")
     except Refusal as exc:
         message, errors = form_errors(exc)
@@ -93,6 +83,15 @@ async def logout(request: web.Request) -> web.Response:
     await end_session(request)
     await flash(request, "You have logged out.", "info")
     raise web.HTTPSeeOther("/")
+
+
+@routes.post("/account/logout-all", name="logout_all")
+async def logout_all(request: web.Request) -> web.Response:
+    """Log out everywhere: every session of the user ends, this one too."""
+    user = await require_user(request)
+    await end_all_sessions(request, user)
+    await flash(request, "You have been logged out on every device.", "info")
+    raise web.HTTPSeeOther("/login")
 
 
 @routes.get("/account/password", name="account_password")

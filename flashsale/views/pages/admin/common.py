@@ -11,7 +11,8 @@ from flashsale.auth import CurrentUser, require_admin
 from flashsale.errors import Refusal, Validation
 from flashsale.jsonio import utcnow
 from flashsale.templating import flash
-from flashsale.views.pages.accounts import form_body, safe_next
+from flashsale.redirects import safe_next
+from flashsale.views.pages.accounts import form_body
 
 __all__ = ["act", "admin_page", "back_to", "form_body", "refusal_text", "id_of"]
 
