@@ -35,5 +35,15 @@
     return (d ? d + "d " : "") + hh + ":" + mm + ":" + ss;
   }
 
+  // what inline handlers used to do (the Content-Security-Policy allows no inline script):
+  // <form data-confirm="Sure?"> asks first; <select data-autosubmit> submits its form on change
+  document.addEventListener("submit", (event) => {
+    const form = event.target.closest?.("form[data-confirm]");
+    if (form && !window.confirm(form.dataset.confirm)) event.preventDefault();
+  });
+  document.addEventListener("change", (event) => {
+    if (event.target.matches?.("select[data-autosubmit]") && event.target.form) event.target.form.requestSubmit();
+  });
+
   window.FlashSale = { api, syncClock, serverNow, formatLeft };
 })();
