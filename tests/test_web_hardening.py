@@ -37,7 +37,7 @@ async def test_pages_carry_a_csp_without_inline_script_and_no_framing(client, pa
     csp = r.headers["Content-Security-Policy"]
     assert csp == CONTENT_SECURITY_POLICY
     directives = dict(d.strip().split(" ", 1) for d in csp.split(";"))
-    assert directives["script-src"] == "'self'" and "unsafe" not in directives["script-src"]
+    assert directives["script-src"] == "'self'" and directives["style-src"] == "'self'"
     assert directives["frame-ancestors"] == "'none'" and directives["object-src"] == "'none'"
     assert r.headers["X-Frame-Options"] == "DENY"
 
@@ -49,7 +49,8 @@ async def test_the_purchase_answer_and_json_errors_carry_the_headers(user_client
     assert "Content-Security-Policy" not in r.headers  # JSON: no page to protect
 
 
-def test_no_template_has_inline_script_or_an_event_handler_attribute():
+def test_no_template_has_inline_script_style_or_an_event_handler_attribute():
+    """The policy allows neither inline script nor inline style: a data block (application/json) is fine."""
     inline_script = re.compile(r"<script\b(?![^>]*\bsrc=)(?![^>]*type=\"application/json\")[^>]*>", re.I)
     handler = re.compile(r"\son[a-z]+\s*=", re.I)
     found = []
@@ -58,6 +59,8 @@ def test_no_template_has_inline_script_or_an_event_handler_attribute():
         found += [f"{path.name}: {m.group(0)}" for m in inline_script.finditer(text)]
         found += [f"{path.name}: {m.group(0)}" for m in handler.finditer(text)]
         found += [f"{path.name}: javascript: URL" for _ in re.finditer(r"javascript:", text, re.I)]
+        found += [f"{path.name}: {m.group(0)}" for m in re.finditer(r"<[a-z][^>]*\sstyle\s*=", text, re.I)]
+        found += [f"{path.name}: <style>" for _ in re.finditer(r"<style\b", text, re.I)]
     assert not found, found
 
 
