@@ -53,15 +53,6 @@ async def take(redis: Redis, limits: list[tuple[str, int, int]]) -> None:
         raise RateLimited(retry_after_s=max(_seconds(ttl) for ttl in over))
 
 
-# one less on a counter that still exists (an expired one is not brought back below zero)
-GIVE_BACK = "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('DECR', KEYS[1]) end return 0"
-
-
-async def give_back(redis: Redis, key: str) -> None:
-    """Undo one count of take() (a login that succeeded does not count against its address)."""
-    await redis.eval(GIVE_BACK, 1, key)
-
-
 async def clear(redis: Redis, keys: list[str]) -> None:
     await redis.delete(*keys)
 

@@ -94,3 +94,11 @@ async def test_registration_is_rate_limited_per_address(aiohttp_client, make_app
         statuses.append(r.status)
     assert statuses == [201, 201, 429]
     assert (await r.json())["data"]["reason"] == "rate_limited" and int(r.headers["Retry-After"]) >= 1
+
+
+async def test_many_users_behind_one_address_log_in_at_once(aiohttp_client, make_app, factory):
+    client = await aiohttp_client(make_app(login_fail_ip_limit=3))
+    users = [await factory.user() for _ in range(8)]
+    results = await asyncio.gather(*(
+        client.post("/api/auth/login", json={"username": u["username"], "password": PASSWORD}) for u in users))
+    assert [r.status for r in results] == [200] * 8

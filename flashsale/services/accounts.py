@@ -164,8 +164,8 @@ async def authenticate(ctx: Context, body: dict[str, Any], ip: str) -> dict[str,
     """Check a username and password. Each attempt is counted before the password is hashed, in
     one atomic step, against the account (its id once found, else the name as MySQL compares it)
     from this address (FLASHSALE_LOGIN_FAIL_LIMIT), the account from anywhere (the far higher
-    FLASHSALE_LOGIN_FAIL_USER_LIMIT) and this address (FLASHSALE_LOGIN_FAIL_IP_LIMIT); a success
-    clears the account's counts and gives the address its count back. So a guesser elsewhere
+    FLASHSALE_LOGIN_FAIL_USER_LIMIT); failures from this address are counted too
+    (FLASHSALE_LOGIN_FAIL_IP_LIMIT). A success clears the account's counts. So a guesser elsewhere
     cannot lock the owner out with a handful of wrong passwords."""
     username = body.get("username")
     password = body.get("password")
@@ -181,14 +181,15 @@ async def authenticate(ctx: Context, body: dict[str, Any], ip: str) -> dict[str,
     user_ip_key, user_key = keys.login_fail_user_ip(account, ip), keys.login_fail_user(account)
     ip_key = keys.login_fail_ip(ip)
     window = s.login_fail_window_s
-    await ratelimit.take(ctx.redis, [(ip_key, s.login_fail_ip_limit, window),
-                                     (user_ip_key, s.login_fail_limit, window),
+    # the address: only its failures count (many users behind one address all log in, at once too)
+    await ratelimit.ensure_below(ctx.redis, [(ip_key, s.login_fail_ip_limit)])
+    await ratelimit.take(ctx.redis, [(user_ip_key, s.login_fail_limit, window),
                                      (user_key, s.login_fail_user_limit, window)])
     stored = row["password_hash"] if row else None
     if not await ctx.hasher.verify(password[:128], stored):
-        raise BadCredentials()  # the attempt is counted already
+        await ratelimit.count(ctx.redis, [ip_key], window)
+        raise BadCredentials()  # the account's attempt is counted already
     await ratelimit.clear(ctx.redis, [user_ip_key, user_key])
-    await ratelimit.give_back(ctx.redis, ip_key)
     if not row["is_active"]:
         raise Banned()
     if needs_rehash(stored, ctx.hasher.cost):
