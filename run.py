@@ -18,6 +18,7 @@ import uvloop
 from flashsale.settings import Settings
 
 log = logging.getLogger("flashsale.run")
+KEEPALIVE_TIMEOUT_S = 30.0  # aiohttp's default is 75
 
 
 def configure_logging() -> None:
@@ -55,6 +56,9 @@ def serve_worker(settings: Settings, index: int, reuse_port: bool) -> None:
         app, host=settings.host, port=settings.port, reuse_port=reuse_port,
         access_log=logging.getLogger("aiohttp.access") if settings.access_log else None,
         loop=uvloop.new_event_loop(), print=None, handle_signals=True, shutdown_timeout=10,
+        # an idle keep-alive connection is closed after this; a body that stops arriving is answered
+        # 408 by the views (FLASHSALE_BODY_TIMEOUT_S), so no connection is held for long by a client
+        keepalive_timeout=KEEPALIVE_TIMEOUT_S,
     )
 
 

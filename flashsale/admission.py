@@ -1,7 +1,7 @@
 """The flash-sale purchase path: a few local checks, then two batched Redis round trips.
 
 Every purchase of one event-loop tick shares one write for the buyer checks (session epoch,
-ban flag, address ownership: one HMGET each) and one for the admission script (EVALSHA each),
+logout, ban flag, address ownership: one HMGET each) and one for the admission script (EVALSHA each),
 on a lean pipelined connection (redis_mux.py), so the Redis cost per request stays small under
 a burst. A sale that answered
 `sold_out` is remembered for a short time so that the rush after it costs no Redis call at all.
@@ -22,7 +22,8 @@ from flashsale.metrics import count_admission
 from flashsale.redis_mux import RedisMux
 from flashsale.scripts import ADMIT_COLD, ADMIT_QUEUED, ADMIT_RESULTS, ADMIT_SOLD_OUT, ADMIT_UNKNOWN
 from flashsale.services import seckill, seckill_state
-from flashsale.services.auth_cache import auth_state, cache_addresses
+from flashsale.services.auth_cache import cache_addresses, session_field, session_state
+from flashsale.services.user_sessions import is_live
 
 log = logging.getLogger(__name__)
 
@@ -55,18 +56,23 @@ class Admission:
     def clear_sold_out(self, sale_id: int) -> None:
         self.sold_out_until.pop(sale_id, None)
 
-    async def check_session(self, user_id: int, epoch: int, *, address_id: int | None = None) -> None:
-        """The session is current and the user not banned; with address_id, the address is theirs.
+    async def check_session(self, user_id: int, epoch: int, sid: str | None, *,
+                            address_id: int | None = None) -> None:
+        """The session is live (not logged out) and current, the user not banned; with address_id,
+        the address is theirs.
 
-        One HMGET, sent with the other purchases of this tick."""
+        One HMGET (epoch, active, addrs and the session's field), sent with the other purchases of this tick."""
+        if not isinstance(sid, str):
+            raise Unauthenticated()
         key = self.ctx.keys.user_auth(user_id)
-        cached_epoch, active, addrs = await self.pipeline.call("HMGET", key, "epoch", "active", "addrs")
+        field = session_field(sid)
+        cached_epoch, active, addrs, live = await self.pipeline.call("HMGET", key, "epoch", "active", "addrs", field)
         if cached_epoch is None:
-            state = await auth_state(self.ctx, user_id)
+            state = await session_state(self.ctx, user_id, sid)  # Redis lost the hash: rebuilt from MySQL
             if state is None:
                 raise Unauthenticated()
-            cached_epoch, active = state[0], int(state[2])
-        if int(cached_epoch) != epoch or not int(active):
+            cached_epoch, active, live = state[0], int(state[2]), state[3]
+        if int(cached_epoch) != epoch or not int(active) or not is_live(live):
             raise Unauthenticated("Your session has ended; please log in again.")
         if address_id is None:
             return

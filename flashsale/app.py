@@ -8,7 +8,7 @@ import aiohttp_session
 import jinja2
 from aiohttp import web
 
-from flashsale import metrics, templating
+from flashsale import metrics, security_headers, templating
 from flashsale.admission import Admission
 from flashsale.appkeys import ADMISSION, CTX, LIVE_LIMITS, SETTINGS
 from flashsale.consumers import engine_ctx
@@ -52,6 +52,7 @@ def create_app(settings: Settings) -> web.Application:
     app[LIVE_LIMITS] = LiveLimits(settings.ws_per_client, settings.ws_per_process)
     app[SESSIONS] = sessions
     metrics.setup(app)
+    security_headers.setup(app)
     aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(str(ROOT / "templates")),

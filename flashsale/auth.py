@@ -10,7 +10,8 @@ from aiohttp_session import Session, get_session, new_session
 
 from flashsale.appkeys import CTX, USER
 from flashsale.errors import Forbidden, Unauthenticated
-from flashsale.services.auth_cache import auth_state
+from flashsale.services import user_sessions
+from flashsale.services.auth_cache import session_state
 
 
 @dataclass(frozen=True)
@@ -25,16 +26,17 @@ class CurrentUser:
 
 
 async def current_user(request: web.Request) -> CurrentUser | None:
-    """The logged-in user, or None; a session from an old epoch or a banned user is dropped."""
+    """The logged-in user, or None; a session that was logged out, from an old epoch or of a banned
+    user is dropped (one HMGET of the user's auth hash)."""
     if USER in request:
         return request[USER]
     user = None
     session = await get_session(request)
-    uid = session.get("uid")
+    uid, sid = session.get("uid"), session.get("sid")
     if uid is not None:
-        state = await auth_state(request.app[CTX], uid)
-        if state is None or state[0] != session.get("ep") or not state[2]:
-            session.clear()  # the password changed, the user was banned or deleted
+        state = await session_state(request.app[CTX], uid, sid) if isinstance(sid, str) else None
+        if state is None or state[0] != session.get("ep") or not state[2] or not user_sessions.is_live(state[3]):
+            session.clear()  # logged out, the password changed, the user was banned or deleted
         else:
             user = CurrentUser(id=uid, username=session.get("name", ""), role=state[1])
     request[USER] = user
@@ -56,9 +58,16 @@ async def require_admin(request: web.Request) -> CurrentUser:
 
 
 async def start_session(request: web.Request, user_id: int, username: str, role: str, epoch: int) -> Session:
-    """A fresh session (new cookie, new CSRF token) so that no pre-login id survives."""
+    """A fresh session (new cookie, new CSRF token, a new server-side session id) so that no
+    pre-login id survives; a session this request had already is ended on the server."""
+    ctx = request.app[CTX]
+    old = await get_session(request)
+    if isinstance(old.get("sid"), str) and old.get("uid") is not None:
+        await user_sessions.end(ctx, old["uid"], old["sid"])
+    sid = await user_sessions.create(ctx, user_id)
     session = await new_session(request)
     session["uid"] = user_id
+    session["sid"] = sid
     session["name"] = username
     session["ep"] = epoch
     session["csrf"] = secrets.token_urlsafe(32)
@@ -68,6 +77,17 @@ async def start_session(request: web.Request, user_id: int, username: str, role:
 
 
 async def end_session(request: web.Request) -> None:
+    """Log out: the session ends on the server too, so a saved copy of the cookie is anonymous."""
+    session = await get_session(request)
+    if isinstance(session.get("sid"), str) and session.get("uid") is not None:
+        await user_sessions.end(request.app[CTX], session["uid"], session["sid"])
+    session.invalidate()
+    request[USER] = None
+
+
+async def end_all_sessions(request: web.Request, user: CurrentUser) -> None:
+    """Log out everywhere: every session of the user, this one included."""
+    await user_sessions.end_all(request.app[CTX], user.id)
     session = await get_session(request)
     session.invalidate()
     request[USER] = None

@@ -25,7 +25,7 @@ from flashsale.appkeys import ADMISSION, CTX, ENGINE
 from flashsale.context import Context
 from flashsale.errors import BadStatus, NotFound
 from flashsale.jsonio import utcnow
-from flashsale.services import orders, seckill, seckill_orders, seckill_state
+from flashsale.services import orders, seckill, seckill_orders, seckill_state, user_sessions
 from flashsale.services.seckill_orders import BatchOutcome, Entry
 
 log = logging.getLogger(__name__)
@@ -311,6 +311,10 @@ class Engine:
                 await self.sweep()
             except Exception:
                 log.exception("pay-window sweep failed")
+            try:
+                await user_sessions.prune(self.ctx)  # sessions past their expiry
+            except Exception:
+                log.exception("pruning expired sessions failed")
             await _sleep(self.stop_event, self.ctx.settings.sweep_interval_s * random.uniform(0.8, 1.2))
 
     async def sweep(self) -> int:

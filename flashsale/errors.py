@@ -47,6 +47,10 @@ class CsrfFailed(Refusal):
     status, reason, message = 403, "csrf", "Missing or wrong CSRF token; reload the page and try again."
 
 
+class BodyTimeout(Refusal):
+    status, reason, message = 408, "timeout", "The request body did not arrive in time."
+
+
 class Banned(Refusal):
     status, reason, message = 403, "banned", "This account is banned."
 

@@ -11,6 +11,10 @@ import orjson
 
 CENTS = Decimal("0.01")
 UTC = dt.timezone.utc
+MAX_MONEY = Decimal("100000000")
+# times outside this range are refused: MySQL's DATETIME, a day's arithmetic and epoch ms stay safe
+MIN_TIME = dt.datetime(1970, 1, 1)
+MAX_TIME = dt.datetime(3000, 1, 1)
 
 
 def money(value: Decimal | int | str | None) -> str | None:
@@ -24,13 +28,17 @@ def parse_money(raw: Any) -> Decimal | None:
     """Parse a non-negative amount with at most two decimals; None when it is not one."""
     if isinstance(raw, bool) or raw is None:
         return None
+    text = str(raw).strip()
+    if len(text) > 40:
+        return None
     try:
-        value = Decimal(str(raw).strip())
+        value = Decimal(text)
+        # the range first: quantizing 1e30 to cents exceeds the context's precision
+        if not value.is_finite() or value < 0 or value >= MAX_MONEY or value != value.quantize(CENTS):
+            return None
+        return value.quantize(CENTS)
     except (InvalidOperation, ValueError):
         return None
-    if not value.is_finite() or value < 0 or value != value.quantize(CENTS) or value >= Decimal("100000000"):
-        return None
-    return value.quantize(CENTS)
 
 
 def iso(value: dt.datetime | None) -> str | None:
@@ -44,18 +52,21 @@ def iso(value: dt.datetime | None) -> str | None:
 
 
 def parse_time(raw: Any) -> dt.datetime | None:
-    """Parse ISO 8601 with any offset (or Z) into a naive UTC datetime; None when invalid."""
-    if not isinstance(raw, str) or not raw.strip():
+    """Parse ISO 8601 with any offset (or Z) into a naive UTC datetime; None when invalid or
+    outside 1970-01-01 .. 2999-12-31 (0001-01-01+01:00 or 9999-12-31 would overflow later)."""
+    if not isinstance(raw, str) or not raw.strip() or len(raw) > 64:
         return None
     text = raw.strip()
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
     try:
         value = dt.datetime.fromisoformat(text)
-    except ValueError:
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+    except (ValueError, OverflowError):
         return None
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
+    if not MIN_TIME <= value < MAX_TIME:
+        return None
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import os
 import time
@@ -16,7 +17,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from redis.exceptions import RedisError
 
-from flashsale.appkeys import CTX
+from flashsale.appkeys import CTX, SETTINGS
+from flashsale.errors import Forbidden, Unauthenticated
 from flashsale.context import Context
 
 log = logging.getLogger(__name__)
@@ -205,7 +207,29 @@ class _Families:
         return self.families
 
 
+LOOPBACK = ("127.", "::1", "::ffff:127.")
+
+
+def check_metrics_access(request: web.Request, token: str) -> None:
+    """Loopback clients, or anyone with `Authorization: Bearer <FLASHSALE_METRICS_TOKEN>` when one
+    is set (compared in constant time); else 401 (a token is set: send it) or 403 (none is set)."""
+    remote = request.remote or ""
+    if remote.startswith(LOOPBACK):
+        return
+    if not token:
+        raise Forbidden("Metrics are served to loopback clients only.")
+    given = request.headers.get("Authorization", "")
+    scheme, _, value = given.partition(" ")
+    try:
+        ok = scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), token.encode())
+    except UnicodeEncodeError:
+        ok = False
+    if not ok:
+        raise Unauthenticated("Send Authorization: Bearer <metrics token>.", headers={"WWW-Authenticate": "Bearer"})
+
+
 async def metrics_view(request: web.Request) -> web.Response:
+    check_metrics_access(request, request.app[SETTINGS].metrics_token)
     TALLY.flush()  # this worker's tallies now; the others' flush on their own within ~1 s
     registry = CollectorRegistry(auto_describe=False)
     if MULTIPROCESS:

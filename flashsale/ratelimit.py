@@ -1,4 +1,4 @@
-"""Fixed-window counters in Redis: failed logins and reset requests (admit.lua counts purchase calls)."""
+"""Fixed-window counters in Redis: logins, registrations and reset requests (admit.lua counts purchase calls)."""
 from __future__ import annotations
 
 from redis.asyncio import Redis
@@ -37,6 +37,20 @@ async def hit(redis: Redis, key: str, limit: int, window_s: int) -> None:
         calls, _, ttl_ms = await pipe.execute()
     if int(calls) > limit:
         raise RateLimited(retry_after_s=_seconds(ttl_ms))
+
+
+async def take(redis: Redis, limits: list[tuple[str, int, int]]) -> None:
+    """Count this attempt on every (key, limit, window) in one MULTI (INCR + EXPIRE NX each, so
+    concurrent attempts cannot all slip in), then refuse when any counter went past its limit."""
+    async with redis.pipeline(transaction=True) as pipe:
+        for key, _, window_s in limits:
+            pipe.incr(key)
+            pipe.expire(key, window_s, nx=True)
+            pipe.pttl(key)
+        replies = await pipe.execute()
+    over = [replies[3 * i + 2] for i, (_, limit, _) in enumerate(limits) if int(replies[3 * i]) > limit]
+    if over:
+        raise RateLimited(retry_after_s=max(_seconds(ttl) for ttl in over))
 
 
 async def clear(redis: Redis, keys: list[str]) -> None:

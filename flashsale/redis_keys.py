@@ -14,11 +14,20 @@ class Keys:
         — checked on each request instead of MySQL."""
         return f"{self.prefix}u:{{{user_id}}}:auth"
 
-    def login_fail_user(self, username: str) -> str:
-        return f"{self.prefix}rl:login:u:{username.lower()}"
+    def login_fail_user(self, account: str) -> str:
+        """failed logins of one account from anywhere (the far higher cap); `account` is canonical:
+        `id:<user id>` or `name:<normalized name>` for a name without an account."""
+        return f"{self.prefix}rl:login:u:{account}"
+
+    def login_fail_user_ip(self, account: str, ip: str) -> str:
+        """failed logins of one account from one client address (the lock-out a guesser meets)."""
+        return f"{self.prefix}rl:login:uip:{account}:{ip}"
 
     def login_fail_ip(self, ip: str) -> str:
         return f"{self.prefix}rl:login:ip:{ip}"
+
+    def register_ip(self, ip: str) -> str:
+        return f"{self.prefix}rl:register:ip:{ip}"
 
     def reset_request_ip(self, ip: str) -> str:
         return f"{self.prefix}rl:reset:ip:{ip}"

@@ -70,8 +70,10 @@ class Settings:
     max_pending_orders: int = 10  # unpaid ordinary orders a user may hold at once (409 too_many_pending)
     cookie_secure: bool = False
     public_url: str = ""  # e.g. https://shop.example: links in mail; empty trusts the request's Host (dev only)
+    metrics_token: str = ""  # GET /metrics with `Authorization: Bearer <token>`; empty: loopback only
     session_max_age_s: int = 7 * 24 * 3600
     max_body_bytes: int = 6 * 1024 * 1024
+    body_timeout_s: float = 5.0  # a request body must arrive within this (else 408)
     # scrypt cost; stored with each hash, so raising it later re-hashes at next login
     scrypt_n: int = 2**14
     scrypt_r: int = 8
@@ -80,8 +82,10 @@ class Settings:
     hash_queue: int = 32  # password hashes waiting for a thread; more get 503 with Retry-After at once
     ws_per_client: int = 8  # live WebSockets per client address per process (429 beyond)
     ws_per_process: int = 5000  # live WebSockets per process (503 beyond)
-    login_fail_limit: int = 5  # failures per username per window
+    login_fail_limit: int = 5  # failures per username and client address per window
+    login_fail_user_limit: int = 100  # failures per username from all addresses per window
     login_fail_ip_limit: int = 50  # failures per IP per window
+    register_ip_limit: int = 20  # registrations per client address per hour
     login_fail_window_s: int = 900
     reset_token_ttl_s: int = 900
     purchase_rate_per_s: int = 5  # purchase calls per user per second

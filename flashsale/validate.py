@@ -7,6 +7,9 @@ from typing import Any
 USERNAME = re.compile(r"^[A-Za-z0-9_]{3,32}$")
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 PHONE = re.compile(r"^\+?[0-9][0-9 \-]{4,19}$")
+ASCII_INT = re.compile(r"^[+-]?[0-9]{1,19}$")
+# control characters (NUL, escape, DEL, C1...) are refused in text; tab and line breaks are kept
+CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 class Fields:
@@ -27,6 +30,9 @@ class Fields:
             self.errors[name] = "Must be text."
             return default
         value = raw.strip()
+        if CONTROL_CHARS.search(raw):  # before strip(), which would quietly drop a NEL (\x85)
+            self.errors[name] = "Must not contain control characters."
+            return default
         if not min_len <= len(value) <= max_len:
             self.errors[name] = f"Must be {min_len} to {max_len} characters."
             return default
@@ -42,9 +48,14 @@ class Fields:
         if isinstance(raw, bool):
             self.errors[name] = "Must be a whole number."
             return default
-        try:
-            value = int(raw) if not isinstance(raw, float) or raw.is_integer() else None
-        except (TypeError, ValueError):
+        if isinstance(raw, str):
+            # ASCII digits only: int() would take Arabic-Indic or 5,000 digits
+            value = int(raw) if ASCII_INT.match(raw.strip()) else None
+        elif isinstance(raw, int):
+            value = raw
+        elif isinstance(raw, float) and raw.is_integer() and abs(raw) < 2**63:
+            value = int(raw)
+        else:
             value = None
         if value is None:
             self.errors[name] = "Must be a whole number."
@@ -61,7 +72,7 @@ class Fields:
             if required:
                 self.errors[name] = "This field is required."
             return default
-        if raw not in options:
+        if not isinstance(raw, str) or raw not in options:  # a list or object is unhashable
             self.errors[name] = "Must be one of: " + ", ".join(sorted(options)) + "."
             return default
         return raw
@@ -91,9 +102,11 @@ class Fields:
 
 def int_param(raw: str | None, default: int, low: int, high: int) -> int:
     """A query-string integer clamped to a range; junk gives the default."""
-    try:
-        value = int(raw) if raw is not None else default
-    except ValueError:
+    if raw is None:
+        value = default
+    elif ASCII_INT.match(raw.strip()):
+        value = int(raw)
+    else:
         return default
     return max(low, min(high, value))
 

@@ -1,13 +1,24 @@
 """JSON over HTTP: the contract's envelope `{code, msg, data}` and the request's object body."""
 from __future__ import annotations
 
+import asyncio
+import binascii
 from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
+from multidict import MultiDictProxy
 
-from flashsale.errors import Validation
+from flashsale.appkeys import SETTINGS
+from flashsale.errors import BodyTimeout, Validation
 from flashsale.jsonio import dumps
+
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+# what aiohttp raises for a body it cannot read: bad gzip, a cut-off or boundary-less multipart,
+# a part without headers, bad base64 transfer encoding, undecodable form text
+BAD_BODY_ERRORS = (RequestPayloadError, HttpProcessingError, ValueError, binascii.Error, LookupError)
 
 
 def envelope(data: Any = None, *, status: int = 200, msg: str = "ok",
@@ -16,10 +27,33 @@ def envelope(data: Any = None, *, status: int = 200, msg: str = "ok",
     return web.Response(body=body, status=status, content_type="application/json", headers=headers)
 
 
+async def read_body(request: web.Request) -> bytes:
+    """The raw body, in at most FLASHSALE_BODY_TIMEOUT_S (a body shorter than its Content-Length
+    would hold the handler forever); 408 `timeout`, or 400 when it cannot be decoded."""
+    try:
+        async with asyncio.timeout(request.app[SETTINGS].body_timeout_s):
+            return await request.read()
+    except TimeoutError:
+        raise BodyTimeout() from None
+    except BAD_BODY_ERRORS:
+        raise Validation({"body": "The request body could not be read."}) from None
+
+
+async def read_form(request: web.Request) -> MultiDictProxy:
+    """request.post() with the same time limit and the same 400 for a body it cannot parse."""
+    try:
+        async with asyncio.timeout(request.app[SETTINGS].body_timeout_s):
+            return await request.post()
+    except TimeoutError:
+        raise BodyTimeout() from None
+    except BAD_BODY_ERRORS:
+        raise Validation({"body": "The form could not be read."}) from None
+
+
 async def read_json(request: web.Request) -> dict[str, Any]:
     """The request's JSON object body; a form body is accepted too (pages post forms)."""
     if request.content_type == "application/json":
-        raw = await request.read()
+        raw = await read_body(request)
         if not raw:
             return {}
         try:
@@ -29,8 +63,8 @@ async def read_json(request: web.Request) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise Validation({"body": "Expected a JSON object."})
         return body
-    if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        form = await request.post()
+    if request.content_type in FORM_TYPES:
+        form = await read_form(request)
         return {k: v for k, v in form.items() if isinstance(v, str)}
     if not request.body_exists:
         return {}

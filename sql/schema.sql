@@ -19,6 +19,18 @@ CREATE TABLE users (
   KEY ix_users_role (role)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
+-- a user's live sessions: the cookie names one; logout deletes it (cached in u:{id}:auth as s:<id>)
+CREATE TABLE user_sessions (
+  id CHAR(32) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+  user_id BIGINT UNSIGNED NOT NULL,
+  created_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+  expires_at DATETIME(3) NOT NULL,
+  PRIMARY KEY (id),
+  KEY ix_user_sessions_user (user_id),
+  KEY ix_user_sessions_expires (expires_at),
+  CONSTRAINT fk_user_sessions_user FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
 CREATE TABLE password_resets (
   id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
   user_id BIGINT UNSIGNED NOT NULL,
@@ -110,6 +122,7 @@ CREATE TABLE flash_sales (
   -- units held by orders that are not cancelled
   sold INT UNSIGNED NOT NULL DEFAULT 0,
   per_user_limit SMALLINT UNSIGNED NOT NULL DEFAULT 1,
+  stock_shards TINYINT UNSIGNED NOT NULL DEFAULT 1,
   start_time DATETIME(3) NOT NULL,
   end_time DATETIME(3) NOT NULL,
   status ENUM('scheduled', 'cancelled') NOT NULL DEFAULT 'scheduled',
@@ -123,7 +136,8 @@ CREATE TABLE flash_sales (
   CONSTRAINT chk_flash_sales_sold CHECK (sold <= total_stock),
   CONSTRAINT chk_flash_sales_window CHECK (end_time > start_time),
   CONSTRAINT chk_flash_sales_limit CHECK (per_user_limit >= 1),
-  CONSTRAINT chk_flash_sales_price CHECK (price >= 0)
+  CONSTRAINT chk_flash_sales_price CHECK (price >= 0),
+  CONSTRAINT chk_flash_sales_shards CHECK (stock_shards BETWEEN 1 AND 64)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 CREATE TABLE orders (

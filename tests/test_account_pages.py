@@ -15,7 +15,8 @@ TOKEN_IN_LINK = re.compile(r"/password/reset\?token=([A-Za-z0-9_\-]+)")
 
 @pytest.fixture(autouse=True)
 async def fresh_ip_counters(ctx):
-    keys = [ctx.keys.login_fail_ip("127.0.0.1"), ctx.keys.reset_request_ip("127.0.0.1")]
+    keys = [ctx.keys.login_fail_ip("127.0.0.1"), ctx.keys.reset_request_ip("127.0.0.1"),
+            ctx.keys.register_ip("127.0.0.1")]
     await ctx.redis.delete(*keys)
     yield
     await ctx.redis.delete(*keys)

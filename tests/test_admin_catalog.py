@@ -333,10 +333,12 @@ async def test_admin_uploads_a_png_which_is_then_served(admin_client, ctx, setti
     photo = (await goods_row(ctx, goods_id))["photo"]
     assert photo.startswith("goods/") and photo.endswith(".png")
     assert goods["photo_url"] == f"/static/uploads/{photo}"
-    assert (Path(settings.upload_dir) / photo).read_bytes() == data
+    stored = (Path(settings.upload_dir) / photo).read_bytes()  # re-encoded: the same pixels
+    with Image.open(io.BytesIO(stored)) as image:
+        assert image.format == "PNG" and image.size == (8, 6) and image.getpixel((0, 0)) == (220, 53, 69)
     served = await client.get(goods["photo_url"])
     assert served.status == 200
-    assert await served.read() == data
+    assert await served.read() == stored
 
 
 @pytest.mark.parametrize("kind, ext", [("JPEG", "jpg"), ("WEBP", "webp")])

@@ -78,7 +78,7 @@ async def test_live_sale_allows_only_end_time_and_stock_never_below_sold(admin_c
     people = await buyers(ctx, 2)
     async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as shopper:
         for person in people:  # their own cookies, apart from the admin's
-            h, _ = session_cookie(client.app, person["id"])
+            h, _ = await session_cookie(client.app, person["id"])
             r = await shopper.post(client.make_url(f"/api/seckill/{sale['id']}/purchase"), headers=h,
                                    json={"address_id": person["address_id"], "payment_method": "card"})
             assert r.status == 202, await r.text()
@@ -108,7 +108,7 @@ async def test_cancel_stops_admissions(admin_client, factory, ctx):
     r = await client.post(f"/api/admin/seckill/{sale['id']}/cancel", headers=headers)
     assert r.status == 409 and (await r.json())["data"]["reason"] == "bad_status"
     [person] = await buyers(ctx, 1)
-    h, _ = session_cookie(client.app, person["id"])
+    h, _ = await session_cookie(client.app, person["id"])
     client.session.cookie_jar.clear()
     status, body = await purchase(client, sale["id"], h, person["address_id"])
     assert (status, body["data"]["reason"]) == (409, "ended")
@@ -146,7 +146,7 @@ async def test_live_socket_sends_remaining_on_change(client, ctx, factory):
     async with client.ws_connect(f"/api/seckill/{sale['id']}/live") as ws:
         first = await ws.receive_json(timeout=5)
         assert first["remaining"] == 2 and first["state"] == "live" and first["server_time"].endswith("Z")
-        h, _ = session_cookie(client.app, person["id"])
+        h, _ = await session_cookie(client.app, person["id"])
         assert (await purchase(client, sale["id"], h, person["address_id"]))[0] == 202
         second = await ws.receive_json(timeout=5)
         assert second["remaining"] == 1

@@ -138,7 +138,7 @@ async def test_live_sale_shows_stock_sold_backlog_and_order_rate(client, factory
     ended = await make_sale(ctx, factory, start_in_s=-120, length_s=60)
     upcoming = await make_sale(ctx, factory, start_in_s=3600)
     for person in await buyers(ctx, 3):
-        headers, _ = session_cookie(client.app, person["id"])
+        headers, _ = await session_cookie(client.app, person["id"])
         status, body = await purchase(client, sale["id"], headers, person["address_id"])
         assert status == 202, body
 
@@ -170,7 +170,7 @@ async def test_live_sale_backlog_counts_queued_pending_and_dead_entries(quiet_cl
     sale = await make_sale(ctx, Factory(ctx), stock=10)
     people = await buyers(ctx, 4)
     for person in people:
-        headers, _ = session_cookie(client.app, person["id"])
+        headers, _ = await session_cookie(client.app, person["id"])
         status, body = await purchase(client, sale["id"], headers, person["address_id"])
         assert status == 202, body
 

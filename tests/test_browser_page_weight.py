@@ -30,7 +30,7 @@ async def main_pages(app) -> tuple[list[tuple[str, str]], dict[str, str]]:
     factory = Factory(ctx)
     sale = await make_sale(ctx, factory, length_s=3600)
     admin = await factory.user(role="admin", username=unique("pw_admin"))
-    headers, _ = session_cookie(app, admin["id"])
+    headers, _ = await session_cookie(app, admin["id"])
     return [("home", "/"), ("goods", f"/goods/{sale['goods']['id']}"), ("sale", f"/seckill/{sale['id']}"),
             ("login", "/login"), ("admin", "/admin")], {"Cookie": headers["Cookie"]}
 

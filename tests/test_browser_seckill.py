@@ -136,7 +136,7 @@ async def purchase_via(app, base: str, sale_id: int, person: dict):
     """A purchase by someone else, straight to the served app."""
     import aiohttp
 
-    headers, _ = session_cookie(app, person["id"])
+    headers, _ = await session_cookie(app, person["id"])
     async with aiohttp.ClientSession(base) as http:
         return await purchase(http, sale_id, headers, person["address_id"])
 

@@ -104,4 +104,5 @@ async def test_a_wrong_password_leaves_the_hash_alone(client, ctx, factory):
     r = await client.post("/api/auth/login", json={"username": user["username"], "password": "wrong-password"})
     assert r.status == 401
     assert await db.fetch_value(ctx.db, "SELECT password_hash FROM users WHERE id = %s", (user["id"],)) == old
-    await ctx.redis.delete(ctx.keys.login_fail_ip("127.0.0.1"), ctx.keys.login_fail_user(user["username"]))
+    await ctx.redis.delete(ctx.keys.login_fail_ip("127.0.0.1"), ctx.keys.login_fail_user(f"id:{user['id']}"),
+                           ctx.keys.login_fail_user_ip(f"id:{user['id']}", "127.0.0.1"))

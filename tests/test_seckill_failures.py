@@ -20,9 +20,9 @@ from tests.support.waiting import wait_until
 GROUP = "orders"
 
 
-async def _admit(client, sale_id, people):
+async def _admit(client, sale_id, people, cookies=None):
     for person in people:
-        headers, _ = session_cookie(client.app, person["id"])
+        headers = cookies[person["id"]] if cookies else (await session_cookie(client.app, person["id"]))[0]
         status, body = await purchase(client, sale_id, headers, person["address_id"])
         assert status == 202, body
 
@@ -111,7 +111,7 @@ async def test_entry_delivered_too_often_is_dead_lettered_and_its_unit_returns(a
     failure = await db.fetch_one(ctx.db, "SELECT user_id, reason FROM seckill_failures WHERE flash_sale_id = %s",
                                  (sale["id"],))
     assert failure == {"user_id": first["id"], "reason": "undeliverable"}
-    headers, _ = session_cookie(client.app, first["id"])
+    headers, _ = await session_cookie(client.app, first["id"])
     r = await client.get(f"/api/seckill/{sale['id']}/result", headers=headers)
     data = (await r.json())["data"]
     assert (data["status"], data["reason"]) == ("failed", "undeliverable")
@@ -210,12 +210,14 @@ async def test_orders_arrive_once_after_mysql_comes_back(aiohttp_client, make_ap
         app_ctx = client.app[CTX]
         sale = await make_sale(app_ctx, Factory(app_ctx), stock=20)
         people = await buyers(app_ctx, 10)
+        cookies = {}
         for person in people:  # logged in before the outage: the purchase path needs no MySQL
             await cache_auth_state(app_ctx, person["id"], 0, "user", True)
             await cache_addresses(app_ctx, person["id"])
+            cookies[person["id"]] = (await session_cookie(client.app, person["id"]))[0]
         await wait_until(lambda: followed(client.app, sale["id"]), what="the watcher following the sale")
         proxy.down()
-        await _admit(client, sale["id"], people)
+        await _admit(client, sale["id"], people, cookies)
         await wait_until(lambda: _pending(app_ctx, sale["id"]), what="the consumers holding entries they cannot write")
         await asyncio.sleep(1)  # on purpose: the outage lasts a few write retries (back-off 0.1, 0.2, 0.5 s)
         direct = await db.create_pool(settings)  # around the proxy
@@ -268,7 +270,7 @@ async def test_expired_unpaid_orders_are_cancelled_once_and_sold_again(aiohttp_c
     assert log == [{"actor": "system", "to_status": "cancelled"}] * 2
     # an expired order cannot be paid
     order_id = await db.fetch_value(ctx.db, "SELECT id FROM orders WHERE user_id = %s", (people[0]["id"],))
-    headers, _ = session_cookie(client.app, people[0]["id"])
+    headers, _ = await session_cookie(client.app, people[0]["id"])
     r = await client.post(f"/api/orders/{order_id}/pay", headers=headers)
     assert r.status == 409
     # the units are sold again
@@ -282,7 +284,7 @@ async def test_two_racing_cancels_return_the_unit_once(client, ctx, factory):
     await _admit(client, sale["id"], [person])
     order_id = await wait_until(lambda: db.fetch_value(ctx.db, "SELECT id FROM orders WHERE flash_sale_id = %s",
                                                      (sale["id"],)))
-    headers, _ = session_cookie(client.app, person["id"])
+    headers, _ = await session_cookie(client.app, person["id"])
     answers = await asyncio.gather(*[client.post(f"/api/orders/{order_id}/cancel", headers=headers)
                                      for _ in range(2)])
     assert sorted(r.status for r in answers) == [200, 409]
@@ -322,13 +324,13 @@ async def test_lost_redis_state_is_rebuilt_once_from_mysql(aiohttp_client, make_
     await _admit(client, sale["id"], people[3:5])  # two requests still waiting in the stream
     # cancelled orders hold no stock
     order_id = await db.fetch_value(ctx.db, "SELECT id FROM orders WHERE user_id = %s", (people[0]["id"],))
-    headers, _ = session_cookie(client.app, people[0]["id"])
+    headers, _ = await session_cookie(client.app, people[0]["id"])
     assert (await client.post(f"/api/orders/{order_id}/cancel", headers=headers)).status == 200
     assert await remaining(ctx, sale["id"]) == 6
 
     k = ctx.keys
     await ctx.redis.delete(k.sale_window(sale["id"]), k.sale_stock(sale["id"]), k.sale_buyers(sale["id"]))
-    headers5, _ = session_cookie(client.app, people[5]["id"])
+    headers5, _ = await session_cookie(client.app, people[5]["id"])
     status, body = await purchase(client, sale["id"], headers5, people[5]["address_id"])
     assert status == 503 and body["data"]["reason"] == "unavailable"  # cold: refused, never guessed
     await wait_until(lambda: rebuilt(ctx, sale["id"]), what="the rebuild the purchase asked for in the background")

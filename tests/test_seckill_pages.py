@@ -73,7 +73,7 @@ async def on_show(client, ctx, factory):
     upcoming = await named_sale(ctx, factory, f"Soon Toaster {tag}", start_in_s=30, stock=50)
     ended = await named_sale(ctx, factory, f"Gone Lamp {tag}", start_in_s=-2.5, length_s=2)
     [person] = await buyers(ctx, 1)
-    status, body = await purchase(client, live["id"], session_cookie(client.app, person["id"])[0],
+    status, body = await purchase(client, live["id"], (await session_cookie(client.app, person["id"]))[0],
                                   person["address_id"])
     assert status == 202, body
     return {"live": live, "upcoming": upcoming, "ended": ended, "tag": tag}
@@ -98,7 +98,7 @@ async def test_live_card_shows_prices_sold_bar_and_countdown_to_the_end(client, 
     assert '<span class="price fs-5">¥9.90</span>' in card
     assert '<del class="price-old ms-1">¥29.90</del>' in card
     assert 'aria-valuenow="1" aria-valuemin="0" aria-valuemax="5"' in card
-    assert 'style="width: 20.0%"' in card
+    assert "progress-bar bg-danger pct-20" in card
     assert '<span data-role="remaining">4</span> of 5 left' in card
     assert f'data-end="{iso(live["end_time"])}"' in card
     assert 'data-state="live"' in card and "Ends in" in card

@@ -16,7 +16,7 @@ async def test_burst_of_2000_requests_from_1000_users_sells_exactly_100(client, 
     people = await buyers(ctx, 1000)
     calls = []
     for person in people:
-        headers, _ = session_cookie(client.app, person["id"])
+        headers, _ = await session_cookie(client.app, person["id"])
         calls += [purchase(client, sale["id"], headers, person["address_id"]) for _ in range(2)]
     answers = await asyncio.gather(*calls)
 
@@ -39,7 +39,7 @@ async def test_burst_of_2000_requests_from_1000_users_sells_exactly_100(client, 
     # every accepted buyer's /result is success with their order
     winners = await db.fetch_all(ctx.db, "SELECT id, user_id FROM orders WHERE flash_sale_id = %s", (sale["id"],))
     for row in winners:
-        headers, _ = session_cookie(client.app, row["user_id"])
+        headers, _ = await session_cookie(client.app, row["user_id"])
         r = await client.get(f"/api/seckill/{sale['id']}/result", headers=headers)
         body = await r.json()
         assert r.status == 200, body
@@ -53,7 +53,7 @@ async def _count_is(ctx, sale_id, n):
 async def test_queued_purchase_becomes_a_pending_order_with_the_sale_price(client, ctx, factory):
     sale = await make_sale(ctx, factory, stock=5, price="1.50")
     [person] = await buyers(ctx, 1)
-    headers, _ = session_cookie(client.app, person["id"])
+    headers, _ = await session_cookie(client.app, person["id"])
     status, body = await purchase(client, sale["id"], headers, person["address_id"], "wechat")
     assert status == 202, body
     assert body == {"code": 202, "msg": "queued", "data": {"status": "queued", "request_id": body["data"]["request_id"]}}
@@ -78,7 +78,7 @@ async def test_queued_purchase_becomes_a_pending_order_with_the_sale_price(clien
 async def test_result_is_none_before_any_purchase(client, ctx, factory):
     sale = await make_sale(ctx, factory)
     [person] = await buyers(ctx, 1)
-    headers, _ = session_cookie(client.app, person["id"])
+    headers, _ = await session_cookie(client.app, person["id"])
     r = await client.get(f"/api/seckill/{sale['id']}/result", headers=headers)
     assert r.status == 200
     assert (await r.json())["data"] == {"status": "none"}
@@ -92,7 +92,7 @@ async def _stats(ctx, sale_id):
 
 async def test_sale_not_started_ended_or_cancelled_refuses_and_moves_nothing(client, ctx, factory):
     [person] = await buyers(ctx, 1)
-    headers, _ = session_cookie(client.app, person["id"])
+    headers, _ = await session_cookie(client.app, person["id"])
     upcoming = await make_sale(ctx, factory, stock=3, start_in_s=3600)
     ended = await make_sale(ctx, factory, stock=3, start_in_s=-7200, length_s=3600)
     cancelled = await make_sale(ctx, factory, stock=3)
@@ -112,7 +112,7 @@ async def test_sale_not_started_ended_or_cancelled_refuses_and_moves_nothing(cli
 async def test_bad_input_is_refused_before_the_script_runs(client, ctx, factory):
     sale = await make_sale(ctx, factory, stock=3)
     me, other = await buyers(ctx, 2)
-    headers, _ = session_cookie(client.app, me["id"])
+    headers, _ = await session_cookie(client.app, me["id"])
     cases = [
         ({"address_id": other["address_id"], "payment_method": "alipay"}, 400, "validation", "address_id"),
         ({"payment_method": "alipay"}, 400, "validation", "address_id"),
@@ -142,7 +142,7 @@ async def test_bad_input_is_refused_before_the_script_runs(client, ctx, factory)
 
 async def test_unknown_sale_is_404(client, ctx, factory):
     [person] = await buyers(ctx, 1)
-    headers, _ = session_cookie(client.app, person["id"])
+    headers, _ = await session_cookie(client.app, person["id"])
     status, body = await purchase(client, 987654, headers, person["address_id"])
     assert (status, body["data"]["reason"]) == (404, "not_found")
 
@@ -150,7 +150,7 @@ async def test_unknown_sale_is_404(client, ctx, factory):
 async def test_a_changed_password_session_cannot_buy(client, ctx, factory):
     sale = await make_sale(ctx, factory, stock=3)
     [person] = await buyers(ctx, 1)
-    headers, _ = session_cookie(client.app, person["id"], epoch=0)
+    headers, _ = await session_cookie(client.app, person["id"], epoch=0)
     await db.execute(ctx.db, "UPDATE users SET session_epoch = 1 WHERE id = %s", (person["id"],))
     await ctx.redis.delete(ctx.keys.user_auth(person["id"]))
     status, body = await purchase(client, sale["id"], headers, person["address_id"])
@@ -161,7 +161,7 @@ async def test_a_changed_password_session_cannot_buy(client, ctx, factory):
 async def test_per_user_limit_of_two_allows_exactly_two(client, ctx, factory):
     sale = await make_sale(ctx, factory, stock=10, limit=2)
     [person] = await buyers(ctx, 1)
-    headers, _ = session_cookie(client.app, person["id"])
+    headers, _ = await session_cookie(client.app, person["id"])
     answers = await asyncio.gather(*[purchase(client, sale["id"], headers, person["address_id"]) for _ in range(5)])
     statuses = sorted(s for s, _ in answers)
     assert statuses == [202, 202, 409, 409, 409]
@@ -172,7 +172,7 @@ async def test_per_user_limit_of_two_allows_exactly_two(client, ctx, factory):
 async def test_purchase_rate_limit_per_user(client, ctx, factory):
     sale = await make_sale(ctx, factory, stock=10)
     [person] = await buyers(ctx, 1)
-    headers, _ = session_cookie(client.app, person["id"])
+    headers, _ = await session_cookie(client.app, person["id"])
     rate = ctx.settings.purchase_rate_per_s
     answers = await asyncio.gather(*[purchase(client, sale["id"], headers, person["address_id"])
                                      for _ in range(rate + 3)])
@@ -186,8 +186,8 @@ async def test_sold_out_flag_answers_locally_and_clears_when_stock_returns(clien
 
     sale = await make_sale(ctx, factory, stock=1)
     a, b = await buyers(ctx, 2)
-    ha, _ = session_cookie(client.app, a["id"])
-    hb, _ = session_cookie(client.app, b["id"])
+    ha, _ = await session_cookie(client.app, a["id"])
+    hb, _ = await session_cookie(client.app, b["id"])
     assert (await purchase(client, sale["id"], ha, a["address_id"]))[0] == 202
     status, body = await purchase(client, sale["id"], hb, b["address_id"])
     assert (status, body["data"]["reason"]) == (409, "sold_out")
@@ -214,7 +214,7 @@ async def _not_flagged(admission, sale_id):
 async def test_user_who_cancels_may_buy_again(client, ctx, factory):
     sale = await make_sale(ctx, factory, stock=5)
     [person] = await buyers(ctx, 1)
-    headers, _ = session_cookie(client.app, person["id"])
+    headers, _ = await session_cookie(client.app, person["id"])
     assert (await purchase(client, sale["id"], headers, person["address_id"]))[0] == 202
     order_id = await wait_until(lambda: db.fetch_value(ctx.db, "SELECT id FROM orders WHERE flash_sale_id = %s",
                                                      (sale["id"],)))

@@ -67,7 +67,7 @@ async def test_sigterm_finishes_the_batch_and_a_restart_drains_the_rest(aiohttp_
         url = f"http://127.0.0.1:{port}/api/seckill/{sale['id']}/purchase"
         async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as shopper:
             async def buy(person):
-                headers, _ = session_cookie(quiet.app, person["id"])
+                headers, _ = await session_cookie(quiet.app, person["id"])
                 async with shopper.post(url, headers=headers,
                                         json={"address_id": person["address_id"], "payment_method": "card"}) as r:
                     return r.status

@@ -6,6 +6,7 @@ import hashlib
 import logging
 import re
 import secrets
+import unicodedata
 from typing import Any
 
 from asyncmy.errors import IntegrityError
@@ -19,6 +20,7 @@ from flashsale.errors import (
 from flashsale.passwords import needs_rehash
 from flashsale.bodies import Body, Field
 from flashsale.services.auth_cache import cache_addresses, cache_auth_state, forget_user
+from flashsale.settings import Settings
 from flashsale.validate import EMAIL, PHONE, USERNAME
 
 log = logging.getLogger(__name__)
@@ -129,11 +131,18 @@ def _duplicate(exc: IntegrityError) -> Exception:
     return refusal() if refusal else exc
 
 
+REGISTER_WINDOW_S = 3600
+
+
 async def register(ctx: Context, body: dict[str, Any], *, role: str = "user",
-                   require_contact: bool = True, confirm: bool = False) -> dict[str, Any]:
-    """Create an account; refusals name the first field that is already taken.
+                   require_contact: bool = True, confirm: bool = False,
+                   ip: str | None = None) -> dict[str, Any]:
+    """Create an account; refusals name the first field that is already taken. With the client's
+    address (the web routes), at most FLASHSALE_REGISTER_IP_LIMIT attempts per address per hour.
 
     With `confirm` (the page form) `password_confirm` must repeat the password."""
+    if ip is not None:
+        await ratelimit.hit(ctx.redis, ctx.keys.register_ip(ip), ctx.settings.register_ip_limit, REGISTER_WINDOW_S)
     clean, fields = REGISTER_BODY.read(body)
     username, password = clean["username"], clean["password"]
     if confirm and body.get("password_confirm") != body.get("password"):
@@ -160,24 +169,40 @@ async def register(ctx: Context, body: dict[str, Any], *, role: str = "user",
     return user_json(row)
 
 
+def canonical_name(username: str) -> str:
+    """A name as MySQL's utf8mb4_unicode_ci compares it: trailing spaces ignored (PAD SPACE), case
+    and accents folded, so that "Admin ", "ADMIN" and "àdmin" count as one name."""
+    decomposed = unicodedata.normalize("NFKD", username.rstrip(" "))
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
+
+
 async def authenticate(ctx: Context, body: dict[str, Any], ip: str) -> dict[str, Any]:
-    """Check a username and password; only failures count toward the rate limits."""
+    """Check a username and password. Each attempt is counted before the password is hashed, in
+    one atomic step, against the account (its id once found, else the name as MySQL compares it)
+    from this address (FLASHSALE_LOGIN_FAIL_LIMIT), the account from anywhere (the far higher
+    FLASHSALE_LOGIN_FAIL_USER_LIMIT); failures from this address are counted too
+    (FLASHSALE_LOGIN_FAIL_IP_LIMIT). A success clears the account's counts. So a guesser elsewhere
+    cannot lock the owner out with a handful of wrong passwords."""
     username = body.get("username")
     password = body.get("password")
     if not isinstance(username, str) or not isinstance(password, str) or not username or not password:
         LOGIN_BODY.clean(body)
     s, keys = ctx.settings, ctx.keys
-    user_key, ip_key = keys.login_fail_user(username[:64]), keys.login_fail_ip(ip)
+    usable = len(password) <= 128 and len(username) <= 64 and "\x00" not in username
+    row = await db.fetch_one(ctx.db, USER_FOR_LOGIN, (username,)) if usable else None
+    account = f"id:{row['id']}" if row else "name:" + canonical_name(username[:64])
+    user_ip_key, user_key = keys.login_fail_user_ip(account, ip), keys.login_fail_user(account)
+    ip_key = keys.login_fail_ip(ip)
+    window = s.login_fail_window_s
+    # the address: only its failures count (many users behind one address all log in, at once too)
     await ratelimit.ensure_below(ctx.redis, [(ip_key, s.login_fail_ip_limit)])
-    # a username's attempt is counted before it is checked, so that concurrent guesses cannot all
-    # slip in under the limit; the right password clears the count again
-    await ratelimit.hit(ctx.redis, user_key, s.login_fail_limit, s.login_fail_window_s)
-    row = await db.fetch_one(ctx.db, USER_FOR_LOGIN, (username[:64],)) if len(password) <= 128 else None
+    await ratelimit.take(ctx.redis, [(user_ip_key, s.login_fail_limit, window),
+                                     (user_key, s.login_fail_user_limit, window)])
     stored = row["password_hash"] if row else None
     if not await ctx.hasher.verify(password[:128], stored):
-        await ratelimit.count(ctx.redis, [ip_key], s.login_fail_window_s)
-        raise BadCredentials()
-    await ratelimit.clear(ctx.redis, [user_key])
+        await ratelimit.count(ctx.redis, [ip_key], window)
+        raise BadCredentials()  # the account's attempt is counted already
+    await ratelimit.clear(ctx.redis, [user_ip_key, user_key])
     if not row["is_active"]:
         raise Banned()
     if needs_rehash(stored, ctx.hasher.cost):
@@ -218,6 +243,16 @@ async def change_password(ctx: Context, user_id: int, body: dict[str, Any]) -> i
     if row is None or not await ctx.hasher.verify(old[:128], row["password_hash"]):
         raise WrongOldPassword()
     return await _set_password(ctx, user_id, new)
+
+
+def public_base_url(settings: Settings) -> str:
+    """The base of links in mail: FLASHSALE_PUBLIC_URL, else http://FLASHSALE_HOST:FLASHSALE_PORT."""
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    host = settings.host if settings.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.port}"
 
 
 def _token_hash(token: str) -> str:

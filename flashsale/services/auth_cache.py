@@ -1,16 +1,19 @@
-"""The auth cache: each user's session epoch, role, ban flag and address ids in one Redis hash.
+"""The auth cache: each user's session epoch, role, ban flag, live sessions (`s:<sid>` -> expiry in
+epoch seconds, "0" once logged out) and address ids in one Redis hash.
 
 Every request checks its session against it instead of MySQL (auth.py, admission.py); the
 services that change a user or their addresses keep it current.
 """
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from redis.exceptions import WatchError
 
 from flashsale import db
 from flashsale.context import Context
+from flashsale.jsonio import utcnow
 
 AUTH_TTL_S = 24 * 3600
 
@@ -18,6 +21,25 @@ AUTH_TTL_S = 24 * 3600
 ADDRESS_IDS = "SELECT id FROM addresses WHERE user_id = %s"
 # -> {session_epoch, role, is_active} for the Redis cache of a user's auth state
 USER_AUTH_STATE = "SELECT session_epoch, role, is_active FROM users WHERE id = %s"
+# -> the user's live sessions with their expiry, for a rebuilt hash
+LIVE_SESSIONS = "SELECT id, expires_at FROM user_sessions WHERE user_id = %s AND expires_at > %s"
+
+
+def session_field(sid: str) -> str:
+    """The auth hash's field of one session (user_sessions.py writes it)."""
+    return "s:" + sid
+
+
+async def session_state(ctx: Context, user_id: int, sid: str) -> tuple[int, str, bool, str | None] | None:
+    """(epoch, role, active, the session's field) in one HMGET; rebuilt from MySQL when Redis lost it."""
+    key = ctx.keys.user_auth(user_id)
+    epoch, role, active, live = await ctx.redis.hmget(key, "epoch", "role", "active", session_field(sid))
+    if epoch is None:
+        state = await auth_state(ctx, user_id)
+        if state is None:
+            return None
+        return (*state, await ctx.redis.hget(key, session_field(sid)))
+    return int(epoch), role, bool(int(active)), live
 
 
 async def auth_state(ctx: Context, user_id: int) -> tuple[int, str, bool] | None:
@@ -34,7 +56,9 @@ async def auth_state(ctx: Context, user_id: int) -> tuple[int, str, bool] | None
 
 async def cache_auth_state(ctx: Context, user_id: int, epoch: int, role: str, active: bool) -> None:
     """Cache what MySQL said, unless a newer epoch is cached already: a login that read the row just
-    before a ban (every ban, role and password change bumps the epoch) must not bring it back."""
+    before a ban (every ban, role and password change bumps the epoch) must not bring it back.
+    A hash without an epoch (lost or expired) also gets the user's live sessions from MySQL, each
+    only where its field is absent, so that a session logged out meanwhile ("0") stays out."""
     key = ctx.keys.user_auth(user_id)
     async with ctx.redis.pipeline(transaction=True) as pipe:
         while True:
@@ -43,8 +67,15 @@ async def cache_auth_state(ctx: Context, user_id: int, epoch: int, role: str, ac
                 cached = await pipe.hget(key, "epoch")
                 if cached is not None and int(cached) > epoch:
                     return
+                sessions = []
+                if cached is None:
+                    sessions = await db.fetch_all(ctx.db, LIVE_SESSIONS, (user_id, utcnow()))
                 pipe.multi()
                 pipe.hset(key, mapping={"epoch": epoch, "role": role, "active": int(active)})
+                now_db, now_s = utcnow(), int(time.time())
+                for row in sessions:
+                    left_s = int((row["expires_at"] - now_db).total_seconds())
+                    pipe.hsetnx(key, session_field(row["id"]), now_s + max(1, left_s))
                 pipe.expire(key, AUTH_TTL_S)
                 await pipe.execute()
                 return

@@ -15,7 +15,7 @@ from flashsale.services.goods_photos import photo_url
 from flashsale.bodies import Body, Field
 
 SALE_COLUMNS = """
-s.id, s.goods_id, s.price, s.total_stock, s.sold, s.per_user_limit, s.start_time, s.end_time,
+s.id, s.goods_id, s.price, s.total_stock, s.sold, s.per_user_limit, s.stock_shards, s.start_time, s.end_time,
 s.status, s.created_at, g.name AS goods_name, g.photo AS goods_photo,
 g.original_price AS goods_original_price, g.price AS goods_price"""
 # -> one sale with its goods, or None
@@ -48,12 +48,12 @@ SELECT {SALE_COLUMNS} FROM flash_sales s JOIN goods g ON g.id = s.goods_id
  WHERE s.status = 'scheduled' AND s.end_time > %s"""
 GOODS_EXISTS = "SELECT id FROM goods WHERE id = %s"
 INSERT_SALE = """
-INSERT INTO flash_sales (goods_id, price, total_stock, per_user_limit, start_time, end_time)
-VALUES (%s, %s, %s, %s, %s, %s)"""
+INSERT INTO flash_sales (goods_id, price, total_stock, per_user_limit, stock_shards, start_time, end_time)
+VALUES (%s, %s, %s, %s, %s, %s, %s)"""
 # 1: changed (only while scheduled)
 UPDATE_SALE = """
 UPDATE flash_sales SET goods_id = %s, price = %s, total_stock = %s, per_user_limit = %s,
-       start_time = %s, end_time = %s
+       stock_shards = %s, start_time = %s, end_time = %s
  WHERE id = %s AND status = 'scheduled'"""
 # 1: cancelled by this call
 CANCEL_SALE = "UPDATE flash_sales SET status = 'cancelled' WHERE id = %s AND status = 'scheduled'"
@@ -68,8 +68,8 @@ SELECT COALESCE(SUM(quantity), 0) FROM orders
  WHERE flash_sale_id = %s AND user_id = %s AND status <> 'cancelled'"""
 
 MAX_STOCK = 10_000_000
-MAX_LIMIT = 99
 MAX_STOCK_SHARDS = 64
+MAX_LIMIT = 99
 TIME_MESSAGE = "Give a time in ISO 8601, e.g. 2026-11-24T12:00:00Z."
 # a PUT sends any of these: the ones left out keep their value
 SALE_BODY = Body(
@@ -112,6 +112,7 @@ def sale_json(row: dict[str, Any], remaining: int | None, now: dt.datetime) -> d
         "total_stock": row["total_stock"],
         "remaining": max(0, int(remaining)),
         "per_user_limit": row["per_user_limit"],
+        "stock_shards": row["stock_shards"],
         "start_time": row["start_time"],
         "end_time": row["end_time"],
         "state": sale_state(row, now),
@@ -186,7 +187,8 @@ async def create_sale(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
         raise Validation({"goods_id": "No such goods."})
     async def work(cur) -> int:
         await cur.execute(INSERT_SALE, (values["goods_id"], values["price"], values["total_stock"],
-                                        values["per_user_limit"], values["start_time"], values["end_time"]))
+                                        values["per_user_limit"], values["stock_shards"], values["start_time"],
+                                        values["end_time"]))
         return cur.lastrowid
 
     sale_id = await db.run_transaction(ctx.db, work)
@@ -207,7 +209,7 @@ async def update_sale(ctx: Context, sale_id: int, body: dict[str, Any]) -> dict[
             raise BadStatus("Only a scheduled sale that has not ended can be changed.")
         started = locked["start_time"] <= now
         if started:
-            frozen = {"goods_id": current["goods_id"], "price": current["price"],
+            frozen = {"goods_id": current["goods_id"], "price": current["price"], "stock_shards": current["stock_shards"],
                       "per_user_limit": current["per_user_limit"], "start_time": current["start_time"]}
             changed = [k for k, v in frozen.items() if values[k] != v]
             if changed:
@@ -219,8 +221,8 @@ async def update_sale(ctx: Context, sale_id: int, body: dict[str, Any]) -> dict[
         if values["goods_id"] != current["goods_id"] and await _goods_missing(cur, values["goods_id"]):
             raise Validation({"goods_id": "No such goods."})
         await cur.execute(UPDATE_SALE, (values["goods_id"], values["price"], values["total_stock"],
-                                        values["per_user_limit"], values["start_time"], values["end_time"],
-                                        sale_id))
+                                        values["per_user_limit"], values["stock_shards"], values["start_time"],
+                                        values["end_time"], sale_id))
         return values["total_stock"] - locked["total_stock"]
 
     delta = await db.run_transaction(ctx.db, work)

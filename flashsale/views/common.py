@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -13,7 +12,10 @@ from flashsale.appkeys import SETTINGS
 from flashsale.auth import CurrentUser, require_admin
 from flashsale.errors import NotFound, Refusal, Validation
 from flashsale.jsonio import utcnow
+from flashsale.redirects import safe_next
+from flashsale.services import accounts
 from flashsale.templating import flash
+from flashsale.webjson import read_form
 
 
 # --- any view -----------------------------------------------------------------------------------
@@ -34,24 +36,14 @@ def tab_of(request: web.Request, key: str, tabs: tuple[tuple[str, str], ...], de
 
 async def form_body(request: web.Request) -> dict[str, str]:
     """A posted form's text fields, without its CSRF token."""
-    form = await request.post()
+    form = await read_form(request)
     return {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
 
 
-def safe_next(raw: str | None) -> str:
-    """Only same-site paths: never redirect to another host after login."""
-    if not raw or not raw.startswith("/") or raw.startswith("//") or urlsplit(raw).netloc:
-        return "/"
-    # browsers read "/\\host" as "//host" and drop tabs and newlines before parsing
-    if "\\" in raw or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in raw):
-        return "/"
-    return raw
-
-
 def link_base(request: web.Request) -> str:
-    """Where links in mail point: the configured public URL, since a Host header is the client's to forge."""
-    public_url = request.app[SETTINGS].public_url
-    return public_url.rstrip("/") if public_url else f"{request.scheme}://{request.host}"
+    """Where links in mail point: FLASHSALE_PUBLIC_URL, or FLASHSALE_HOST/PORT when it is empty.
+    Never the request's Host header, which is the client's to forge."""
+    return accounts.public_base_url(request.app[SETTINGS])
 
 
 # --- admin pages --------------------------------------------------------------------------------

@@ -4,6 +4,8 @@ from __future__ import annotations
 import secrets
 import time
 
+from flashsale.appkeys import CTX
+from flashsale.services import user_sessions
 from flashsale.sessions import SESSION_COOKIE, SESSIONS
 
 from tests.support.factory import PASSWORD
@@ -16,10 +18,12 @@ async def login(client, username: str, password: str = PASSWORD) -> str:
     return (await r.json())["data"]["csrf_token"]
 
 
-def session_cookie(app, user_id: int, epoch: int = 0) -> tuple[dict[str, str], str]:
-    """(headers, csrf token) of a logged-in session for user_id, as login would make it."""
+async def session_cookie(app, user_id: int, epoch: int = 0) -> tuple[dict[str, str], str]:
+    """(headers, csrf token) of a logged-in session for user_id, as login would make it (with its
+    server-side session row and auth-hash field)."""
     csrf = secrets.token_urlsafe(16)
+    sid = await user_sessions.create(app[CTX], user_id)
     data = {"created": int(time.time()), "session": {"uid": user_id, "name": f"user{user_id}", "ep": epoch,
-                                                     "csrf": csrf, "iat": int(time.time())}}
+                                                     "sid": sid, "csrf": csrf, "iat": int(time.time())}}
     token = app[SESSIONS].seal(data)
     return {"Cookie": f"{SESSION_COOKIE}={token}", "X-CSRF-Token": csrf}, csrf

@@ -4,7 +4,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from flashsale.appkeys import CTX
-from flashsale.auth import csrf_token, end_session, require_user, start_session
+from flashsale.auth import csrf_token, end_all_sessions, end_session, require_user, start_session
 from flashsale.services import accounts
 from flashsale.webjson import envelope, read_json
 from flashsale.views.common import link_base
@@ -14,7 +14,7 @@ routes = web.RouteTableDef()
 
 @routes.post("/api/auth/register")
 async def register(request: web.Request) -> web.Response:
-    user = await accounts.register(request.app[CTX], await read_json(request))
+    user = await accounts.register(request.app[CTX], await read_json(request), ip=request.remote or "")
     return envelope({"user": user}, status=201, msg="registered")
 
 
@@ -29,6 +29,14 @@ async def login(request: web.Request) -> web.Response:
 async def logout(request: web.Request) -> web.Response:
     await end_session(request)
     return envelope(None, msg="logged out")
+
+
+@routes.post("/api/auth/logout-all")
+async def logout_all(request: web.Request) -> web.Response:
+    """Every session of the user ends (a new epoch, no session rows left), this one included."""
+    user = await require_user(request)
+    await end_all_sessions(request, user)
+    return envelope(None, msg="logged out everywhere")
 
 
 @routes.get("/api/me")

@@ -25,14 +25,14 @@ async def create_address(request: web.Request) -> web.Response:
     return envelope({"address": address}, status=201, msg="address added")
 
 
-@routes.get(r"/api/addresses/{id:\d+}")
+@routes.get(r"/api/addresses/{id:[0-9]{1,18}}")
 async def get_address(request: web.Request) -> web.Response:
     user = await require_user(request)
     address = await addresses.get_address(request.app[CTX], user.id, id_of(request))
     return envelope({"address": address})
 
 
-@routes.put(r"/api/addresses/{id:\d+}")
+@routes.put(r"/api/addresses/{id:[0-9]{1,18}}")
 async def update_address(request: web.Request) -> web.Response:
     user = await require_user(request)
     address = await addresses.update_address(request.app[CTX], user.id, id_of(request),
@@ -40,14 +40,14 @@ async def update_address(request: web.Request) -> web.Response:
     return envelope({"address": address}, msg="address saved")
 
 
-@routes.delete(r"/api/addresses/{id:\d+}")
+@routes.delete(r"/api/addresses/{id:[0-9]{1,18}}")
 async def delete_address(request: web.Request) -> web.Response:
     user = await require_user(request)
     await addresses.delete_address(request.app[CTX], user.id, id_of(request))
     return envelope(None, msg="address deleted")
 
 
-@routes.post(r"/api/addresses/{id:\d+}/default")
+@routes.post(r"/api/addresses/{id:[0-9]{1,18}}/default")
 async def set_default(request: web.Request) -> web.Response:
     user = await require_user(request)
     address = await addresses.set_default(request.app[CTX], user.id, id_of(request))

@@ -11,8 +11,8 @@ from flashsale.errors import TooLarge, Validation
 from flashsale.jsonio import page_data
 from flashsale.services import catalog, catalog_admin, goods_photos
 from flashsale.validate import page_params
-from flashsale.webjson import envelope, read_json
 from flashsale.views.common import id_of
+from flashsale.webjson import envelope, read_form, read_json
 
 routes = web.RouteTableDef()
 GOODS_QUERY = catalog.GOODS_QUERY.without("sort", "order")
@@ -31,14 +31,14 @@ async def create_category(request: web.Request) -> web.Response:
     return envelope({"category": category}, status=201, msg="category created")
 
 
-@routes.put(r"/api/admin/categories/{id:\d{1,18}}")
+@routes.put(r"/api/admin/categories/{id:[0-9]{1,18}}")
 async def update_category(request: web.Request) -> web.Response:
     await require_admin(request)
     category = await catalog_admin.update_category(request.app[CTX], id_of(request), await read_json(request))
     return envelope({"category": category}, msg="category updated")
 
 
-@routes.delete(r"/api/admin/categories/{id:\d{1,18}}")
+@routes.delete(r"/api/admin/categories/{id:[0-9]{1,18}}")
 async def delete_category(request: web.Request) -> web.Response:
     await require_admin(request)
     await catalog_admin.delete_category(request.app[CTX], id_of(request))
@@ -56,7 +56,7 @@ async def list_goods(request: web.Request) -> web.Response:
     return envelope(page_data(items, page, per_page, total))
 
 
-@routes.get(r"/api/admin/goods/{id:\d{1,18}}")
+@routes.get(r"/api/admin/goods/{id:[0-9]{1,18}}")
 async def get_goods(request: web.Request) -> web.Response:
     await require_admin(request)
     return envelope({"goods": await catalog.admin_get_goods(request.app[CTX], id_of(request))})
@@ -69,27 +69,27 @@ async def create_goods(request: web.Request) -> web.Response:
     return envelope({"goods": goods}, status=201, msg="goods created")
 
 
-@routes.put(r"/api/admin/goods/{id:\d{1,18}}")
+@routes.put(r"/api/admin/goods/{id:[0-9]{1,18}}")
 async def update_goods(request: web.Request) -> web.Response:
     await require_admin(request)
     goods = await catalog_admin.update_goods(request.app[CTX], id_of(request), await read_json(request))
     return envelope({"goods": goods}, msg="goods updated")
 
 
-@routes.delete(r"/api/admin/goods/{id:\d{1,18}}")
+@routes.delete(r"/api/admin/goods/{id:[0-9]{1,18}}")
 async def delete_goods(request: web.Request) -> web.Response:
     await require_admin(request)
     await catalog_admin.delete_goods(request.app[CTX], id_of(request))
     return envelope(None, msg="goods deleted")
 
 
-@routes.post(r"/api/admin/goods/{id:\d{1,18}}/photo")
+@routes.post(r"/api/admin/goods/{id:[0-9]{1,18}}/photo")
 async def upload_photo(request: web.Request) -> web.Response:
     await require_admin(request)
     if request.content_type != "multipart/form-data":
         raise Validation({"photo": "Send the picture as multipart/form-data field `photo`."})
     # a body above client_max_size (6 MB) is refused by aiohttp here with 413
-    form = await request.post()
+    form = await read_form(request)
     field = form.get("photo")
     if field is None or isinstance(field, str):
         raise Validation({"photo": "Attach a picture file."})

@@ -53,20 +53,20 @@ async def export_orders(request: web.Request) -> web.StreamResponse:
     return response
 
 
-@routes.get(r"/api/admin/orders/{id:\d{1,18}}")
+@routes.get(r"/api/admin/orders/{id:[0-9]{1,18}}")
 async def get_order(request: web.Request) -> web.Response:
     await require_admin(request)
     return envelope({"order": await admin_orders.get_order(request.app[CTX], id_of(request))})
 
 
-@routes.post(r"/api/admin/orders/{id:\d{1,18}}/status")
+@routes.post(r"/api/admin/orders/{id:[0-9]{1,18}}/status")
 async def set_status(request: web.Request) -> web.Response:
     admin = await require_admin(request)
     order = await admin_orders.set_status(request.app[CTX], admin.id, id_of(request), await read_json(request))
     return envelope({"order": order}, msg=f"order {order['status']}")
 
 
-@routes.post(r"/api/admin/orders/{id:\d{1,18}}/remarks")
+@routes.post(r"/api/admin/orders/{id:[0-9]{1,18}}/remarks")
 async def add_remark(request: web.Request) -> web.Response:
     admin = await require_admin(request)
     remark = await admin_orders.add_remark(request.app[CTX], admin.id, id_of(request), await read_json(request))

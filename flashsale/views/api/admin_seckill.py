@@ -20,20 +20,20 @@ async def create_sale(request: web.Request) -> web.Response:
     return envelope(sale, status=201, msg="sale scheduled")
 
 
-@routes.get(r"/api/admin/seckill/{id:\d+}")
+@routes.get(r"/api/admin/seckill/{id:[0-9]{1,18}}")
 async def get_sale(request: web.Request) -> web.Response:
     await require_admin(request)
     return envelope(await seckill.get_sale(request.app[CTX], id_of(request)))
 
 
-@routes.put(r"/api/admin/seckill/{id:\d+}")
+@routes.put(r"/api/admin/seckill/{id:[0-9]{1,18}}")
 async def update_sale(request: web.Request) -> web.Response:
     await require_admin(request)
     sale = await seckill.update_sale(request.app[CTX], id_of(request), await read_json(request))
     return envelope(sale, msg="sale updated")
 
 
-@routes.post(r"/api/admin/seckill/{id:\d+}/cancel")
+@routes.post(r"/api/admin/seckill/{id:[0-9]{1,18}}/cancel")
 async def cancel_sale(request: web.Request) -> web.Response:
     await require_admin(request)
     return envelope(await seckill.cancel_sale(request.app[CTX], id_of(request)), msg="sale cancelled")

@@ -23,21 +23,21 @@ async def list_users(request: web.Request) -> web.Response:
     return envelope(page_data(items, page, per_page, total))
 
 
-@routes.get(r"/api/admin/users/{id:\d{1,18}}")
+@routes.get(r"/api/admin/users/{id:[0-9]{1,18}}")
 async def get_user(request: web.Request) -> web.Response:
     await require_admin(request)
     row = await accounts.get_user(request.app[CTX], id_of(request))
     return envelope({"user": accounts.admin_user_json(row)})
 
 
-@routes.put(r"/api/admin/users/{id:\d{1,18}}")
+@routes.put(r"/api/admin/users/{id:[0-9]{1,18}}")
 async def update_user(request: web.Request) -> web.Response:
     admin = await require_admin(request)
     user = await accounts.update_user(request.app[CTX], admin.id, id_of(request), await read_json(request))
     return envelope({"user": user}, msg="user updated")
 
 
-@routes.delete(r"/api/admin/users/{id:\d{1,18}}")
+@routes.delete(r"/api/admin/users/{id:[0-9]{1,18}}")
 async def delete_user(request: web.Request) -> web.Response:
     admin = await require_admin(request)
     await accounts.delete_user(request.app[CTX], admin.id, id_of(request))

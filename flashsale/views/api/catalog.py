@@ -30,6 +30,6 @@ async def list_goods(request: web.Request) -> web.Response:
     return envelope(data)
 
 
-@routes.get(r"/api/goods/{id:\d{1,18}}")
+@routes.get(r"/api/goods/{id:[0-9]{1,18}}")
 async def get_goods(request: web.Request) -> web.Response:
     return envelope(await catalog.get_goods(request.app[CTX], id_of(request)))

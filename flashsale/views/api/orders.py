@@ -30,21 +30,21 @@ async def list_orders(request: web.Request) -> web.Response:
     return envelope(page_data(items, page, per_page, total))
 
 
-@routes.get(r"/api/orders/{id:\d+}")
+@routes.get(r"/api/orders/{id:[0-9]{1,18}}")
 async def get_order(request: web.Request) -> web.Response:
     user = await require_user(request)
     order = await orders.get_order(request.app[CTX], id_of(request), owner_id=user.id)
     return envelope({"order": order})
 
 
-@routes.post(r"/api/orders/{id:\d+}/pay")
+@routes.post(r"/api/orders/{id:[0-9]{1,18}}/pay")
 async def pay_order(request: web.Request) -> web.Response:
     user = await require_user(request)
     order = await orders.pay_order(request.app[CTX], user.id, id_of(request))
     return envelope({"order": order}, msg="paid")
 
 
-@routes.post(r"/api/orders/{id:\d+}/cancel")
+@routes.post(r"/api/orders/{id:[0-9]{1,18}}/cancel")
 async def cancel_order(request: web.Request) -> web.Response:
     user = await require_user(request)
     order = await orders.cancel_order(request.app[CTX], id_of(request), owner_id=user.id,
@@ -52,14 +52,14 @@ async def cancel_order(request: web.Request) -> web.Response:
     return envelope({"order": order}, msg="cancelled")
 
 
-@routes.post(r"/api/orders/{id:\d+}/confirm")
+@routes.post(r"/api/orders/{id:[0-9]{1,18}}/confirm")
 async def confirm_order(request: web.Request) -> web.Response:
     user = await require_user(request)
     order = await orders.confirm_order(request.app[CTX], user.id, id_of(request))
     return envelope({"order": order}, msg="completed")
 
 
-@routes.delete(r"/api/orders/{id:\d+}")
+@routes.delete(r"/api/orders/{id:[0-9]{1,18}}")
 async def delete_order(request: web.Request) -> web.Response:
     user = await require_user(request)
     await orders.hide_order(request.app[CTX], user.id, id_of(request))

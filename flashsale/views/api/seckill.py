@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 
 from aiohttp import WSMsgType, web
 
 from flashsale.appkeys import ADMISSION, CTX, LIVE_LIMITS
 from flashsale.auth import require_admin
-from flashsale.csrf import checks_own_csrf
+from flashsale.csrf import checks_own_csrf, token_matches
 from flashsale.errors import CsrfFailed, Unauthenticated, Validation
 from flashsale.jsonio import dumps, page_data
 from flashsale.services import seckill
@@ -44,22 +43,22 @@ async def admin_list_sales(request: web.Request) -> web.Response:
     return await list_sales(request)
 
 
-@routes.get(r"/api/seckill/{id:\d+}")
+@routes.get(r"/api/seckill/{id:[0-9]{1,18}}")
 async def get_sale(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     sale = await seckill.get_sale(ctx, id_of(request))
     return envelope({**sale, "server_time": await seckill.server_time(ctx)})
 
 
-def _buyer(request: web.Request) -> tuple[int, int]:
-    """(user id, session epoch) from the cookie alone; the epoch is checked against Redis later."""
+def _buyer(request: web.Request) -> tuple[int, int, str | None]:
+    """(user id, session epoch, session id) from the cookie alone; checked against Redis later."""
     session = read_session_fast(request)
     if not session or "uid" not in session:
         raise Unauthenticated()
-    return int(session["uid"]), int(session.get("ep", -1))
+    return int(session["uid"]), int(session.get("ep", -1)), session.get("sid")
 
 
-@routes.post(r"/api/seckill/{id:\d+}/purchase")
+@routes.post(r"/api/seckill/{id:[0-9]{1,18}}/purchase")
 @checks_own_csrf
 async def purchase(request: web.Request) -> web.Response:
     """Session, CSRF, body, sold-out flag, buyer checks (one batched HMGET), then admit.lua."""
@@ -68,36 +67,37 @@ async def purchase(request: web.Request) -> web.Response:
     if not session or "uid" not in session:
         raise Unauthenticated()
     expected, given = session.get("csrf"), request.headers.get("X-CSRF-Token")
-    if not expected or not given or not hmac.compare_digest(expected.encode(), given.encode()):
+    if not token_matches(expected, given):
         raise CsrfFailed()
     body = await read_json(request)
     address_id, method = body.get("address_id"), body.get("payment_method")
     errors = {}
-    if isinstance(address_id, str) and address_id.isdigit():
+    if isinstance(address_id, str) and address_id.isascii() and address_id.isdigit() and len(address_id) <= 18:
         address_id = int(address_id)
     if not isinstance(address_id, int) or isinstance(address_id, bool) or not 0 < address_id < 2**63:
         errors["address_id"] = "Choose one of your own addresses."
-    if method not in PAYMENT_METHODS:
+    if not isinstance(method, str) or method not in PAYMENT_METHODS:  # a list is unhashable
         errors["payment_method"] = "Must be one of: alipay, card, wechat."
     if errors:
         raise Validation(errors)
     admission = request.app[ADMISSION]
     user_id = int(session["uid"])
     if not admission.is_sold_out(sale_id):
-        await admission.check_session(user_id, int(session.get("ep", -1)), address_id=address_id)
+        await admission.check_session(user_id, int(session.get("ep", -1)), session.get("sid"),
+                                      address_id=address_id)
     request_id = await admission.admit(sale_id, user_id, address_id, method)
     return envelope({"status": "queued", "request_id": request_id}, status=202, msg="queued")
 
 
-@routes.get(r"/api/seckill/{id:\d+}/result")
+@routes.get(r"/api/seckill/{id:[0-9]{1,18}}/result")
 async def result(request: web.Request) -> web.Response:
-    user_id, epoch = _buyer(request)
+    user_id, epoch, sid = _buyer(request)
     admission = request.app[ADMISSION]
-    await admission.check_session(user_id, epoch)
+    await admission.check_session(user_id, epoch, sid)
     return envelope(await admission.result(id_of(request), user_id))
 
 
-@routes.get(r"/api/seckill/{id:\d+}/live")
+@routes.get(r"/api/seckill/{id:[0-9]{1,18}}/live")
 async def live(request: web.Request) -> web.StreamResponse:
     """WebSocket: `{remaining, state, server_time}` whenever it changes, at most once a second."""
     ctx = request.app[CTX]

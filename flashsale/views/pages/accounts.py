@@ -5,11 +5,12 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from flashsale.appkeys import CTX
-from flashsale.auth import current_user, end_session, require_user, start_session
+from flashsale.auth import current_user, end_all_sessions, end_session, require_user, start_session
 from flashsale.errors import Refusal, Validation
+from flashsale.redirects import safe_next
 from flashsale.services import accounts
 from flashsale.templating import flash
-from flashsale.views.common import form_body, link_base, safe_next
+from flashsale.views.common import form_body, link_base
 
 routes = web.RouteTableDef()
 
@@ -56,7 +57,7 @@ async def register_submit(request: web.Request) -> web.Response:
     body = await form_body(request)
     ctx = request.app[CTX]
     try:
-        await accounts.register(ctx, body, confirm=True)
+        await accounts.register(ctx, body, confirm=True, ip=request.remote or "")
         row = await accounts.authenticate(ctx, body, request.remote or "")
     except Refusal as exc:
         message, errors = form_errors(exc)
@@ -77,6 +78,15 @@ async def logout(request: web.Request) -> web.Response:
     await end_session(request)
     await flash(request, "You have logged out.", "info")
     raise web.HTTPSeeOther("/")
+
+
+@routes.post("/account/logout-all", name="logout_all")
+async def logout_all(request: web.Request) -> web.Response:
+    """Log out everywhere: every session of the user ends, this one too."""
+    user = await require_user(request)
+    await end_all_sessions(request, user)
+    await flash(request, "You have been logged out on every device.", "info")
+    raise web.HTTPSeeOther("/login")
 
 
 @routes.get("/account/password", name="account_password")

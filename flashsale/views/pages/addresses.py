@@ -9,7 +9,8 @@ from flashsale.auth import require_user
 from flashsale.errors import Refusal, Validation
 from flashsale.services import addresses
 from flashsale.templating import flash
-from flashsale.views.common import form_body, id_of, safe_next
+from flashsale.redirects import safe_next
+from flashsale.views.common import form_body, id_of
 
 routes = web.RouteTableDef()
 
@@ -31,8 +32,7 @@ async def _render_list(request: web.Request, user_id: int, *, form=None, errors=
 @routes.get("/addresses", name="addresses")
 async def addresses_page(request: web.Request) -> web.Response:
     user = await require_user(request)
-    next_raw = request.query.get("next")
-    return await _render_list(request, user.id, next_url=safe_next(next_raw) if next_raw else "")
+    return await _render_list(request, user.id, next_url=safe_next(request.query.get("next"), default=""))
 
 
 @routes.post("/addresses")
@@ -44,12 +44,12 @@ async def add_address(request: web.Request) -> web.Response:
     except Refusal as exc:
         errors = exc.errors if isinstance(exc, Validation) else {}
         return await _render_list(request, user.id, form=body, errors=errors, error=exc.message,
-                                  next_url=body.get("next", ""), status=exc.status)
+                                  next_url=safe_next(body.get("next"), default=""), status=exc.status)
     await flash(request, "Address added.")
     raise web.HTTPSeeOther(_back(body.get("next")))
 
 
-@routes.get(r"/addresses/{id:\d+}/edit", name="address_edit")
+@routes.get(r"/addresses/{id:[0-9]{1,18}}/edit", name="address_edit")
 async def edit_page(request: web.Request) -> web.Response:
     user = await require_user(request)
     address = await addresses.get_address(request.app[CTX], user.id, id_of(request))
@@ -58,7 +58,7 @@ async def edit_page(request: web.Request) -> web.Response:
     })
 
 
-@routes.post(r"/addresses/{id:\d+}")
+@routes.post(r"/addresses/{id:[0-9]{1,18}}")
 async def edit_submit(request: web.Request) -> web.Response:
     user = await require_user(request)
     ctx = request.app[CTX]
@@ -74,7 +74,7 @@ async def edit_submit(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther("/addresses")
 
 
-@routes.post(r"/addresses/{id:\d+}/delete")
+@routes.post(r"/addresses/{id:[0-9]{1,18}}/delete")
 async def delete_submit(request: web.Request) -> web.Response:
     user = await require_user(request)
     await addresses.delete_address(request.app[CTX], user.id, id_of(request))
@@ -82,7 +82,7 @@ async def delete_submit(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther("/addresses")
 
 
-@routes.post(r"/addresses/{id:\d+}/default")
+@routes.post(r"/addresses/{id:[0-9]{1,18}}/default")
 async def default_submit(request: web.Request) -> web.Response:
     user = await require_user(request)
     await addresses.set_default(request.app[CTX], user.id, id_of(request))

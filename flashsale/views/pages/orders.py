@@ -47,7 +47,7 @@ async def _render_checkout(request: web.Request, user: CurrentUser, goods: dict[
     }, status=status)
 
 
-@routes.get(r"/checkout/{goods_id:\d{1,18}}", name="checkout")
+@routes.get(r"/checkout/{goods_id:[0-9]{1,18}}", name="checkout")
 async def checkout_page(request: web.Request) -> web.Response:
     user = await require_user(request)
     goods = await orders.checkout_goods(request.app[CTX], id_of(request, "goods_id"))
@@ -55,7 +55,7 @@ async def checkout_page(request: web.Request) -> web.Response:
     return await _render_checkout(request, user, goods, {"quantity": quantity, "payment_method": "alipay"})
 
 
-@routes.post(r"/checkout/{goods_id:\d{1,18}}")
+@routes.post(r"/checkout/{goods_id:[0-9]{1,18}}")
 async def checkout_submit(request: web.Request) -> web.Response:
     user = await require_user(request)
     ctx = request.app[CTX]
@@ -83,14 +83,14 @@ async def orders_page(request: web.Request):
     return {"orders": page_data(items, page, PER_PAGE, total), "tabs": TABS, "tab": tab}
 
 
-@routes.get(r"/orders/{id:\d{1,18}}", name="order")
+@routes.get(r"/orders/{id:[0-9]{1,18}}", name="order")
 @aiohttp_jinja2.template("shop/order.html")
 async def order_page(request: web.Request):
     user = await require_user(request)
     return {"order": await orders.get_order(request.app[CTX], id_of(request), owner_id=user.id)}
 
 
-@routes.post(r"/orders/{id:\d{1,18}}/{action:pay|cancel|confirm|delete}")
+@routes.post(r"/orders/{id:[0-9]{1,18}}/{action:pay|cancel|confirm|delete}")
 async def order_action(request: web.Request) -> web.Response:
     user = await require_user(request)
     ctx = request.app[CTX]

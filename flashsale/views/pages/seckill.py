@@ -66,7 +66,7 @@ async def _earlier_result(ctx, sale_id: int, user_id: int) -> dict[str, Any] | N
     return result
 
 
-@routes.get(r"/seckill/{id:\d{1,18}}", name="sale")
+@routes.get(r"/seckill/{id:[0-9]{1,18}}", name="sale")
 async def sale_page(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     try:

@@ -81,7 +81,7 @@ async def categories_page(request: web.Request):
     return {"categories": await catalog.list_categories(request.app[CTX])}
 
 
-@routes.get(r"/goods/{id:\d{1,18}}", name="goods")
+@routes.get(r"/goods/{id:[0-9]{1,18}}", name="goods")
 @aiohttp_jinja2.template("shop/goods.html")
 async def goods_page(request: web.Request):
     goods = await catalog.get_goods(request.app[CTX], id_of(request))

@@ -14,6 +14,7 @@ from flashsale.services import catalog, catalog_admin, goods_photos
 from flashsale.templating import flash
 from flashsale.validate import Fields, int_param
 from flashsale.views.common import act, admin_page, back_to, form_body, id_of, refusal_text
+from flashsale.webjson import read_form
 
 routes = web.RouteTableDef()
 
@@ -52,7 +53,7 @@ async def create_category(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther("/admin/categories")
 
 
-@routes.post(r"/admin/categories/{id:\d{1,9}}")
+@routes.post(r"/admin/categories/{id:[0-9]{1,9}}")
 async def update_category(request: web.Request) -> web.Response:
     await admin_page(request)
     body = await form_body(request)
@@ -60,7 +61,7 @@ async def update_category(request: web.Request) -> web.Response:
                      "Category saved.", "/admin/categories")
 
 
-@routes.post(r"/admin/categories/{id:\d{1,9}}/delete")
+@routes.post(r"/admin/categories/{id:[0-9]{1,9}}/delete")
 async def delete_category(request: web.Request) -> web.Response:
     await admin_page(request)
     return await act(request, catalog_admin.delete_category(request.app[CTX], id_of(request)),
@@ -128,14 +129,14 @@ async def create_goods(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther(f"/admin/goods/{goods['id']}")
 
 
-@routes.get(r"/admin/goods/{id:\d{1,18}}", name="admin_goods_edit")
+@routes.get(r"/admin/goods/{id:[0-9]{1,18}}", name="admin_goods_edit")
 async def edit_goods_page(request: web.Request) -> web.Response:
     await admin_page(request)
     goods = await catalog.admin_get_goods(request.app[CTX], id_of(request))
     return await _render_goods_form(request, goods=goods, form=_goods_form(goods))
 
 
-@routes.post(r"/admin/goods/{id:\d{1,18}}")
+@routes.post(r"/admin/goods/{id:[0-9]{1,18}}")
 async def update_goods(request: web.Request) -> web.Response:
     await admin_page(request)
     ctx = request.app[CTX]
@@ -151,13 +152,13 @@ async def update_goods(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther(f"/admin/goods/{goods['id']}")
 
 
-@routes.post(r"/admin/goods/{id:\d{1,18}}/photo")
+@routes.post(r"/admin/goods/{id:[0-9]{1,18}}/photo")
 async def upload_photo(request: web.Request) -> web.Response:
     """The same checks as the JSON route: a JPEG, PNG or WebP by content, at most 5 MB."""
     await admin_page(request)
     goods_id = id_of(request)
     back = f"/admin/goods/{goods_id}"
-    form = await request.post()
+    form = await read_form(request)
     field = form.get("photo")
     try:
         if field is None or isinstance(field, str) or not field.filename:
@@ -173,7 +174,7 @@ async def upload_photo(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther(back)
 
 
-@routes.post(r"/admin/goods/{id:\d{1,18}}/delete")
+@routes.post(r"/admin/goods/{id:[0-9]{1,18}}/delete")
 async def delete_goods(request: web.Request) -> web.Response:
     await admin_page(request)
     body = await form_body(request)

@@ -57,7 +57,7 @@ async def orders_page(request: web.Request) -> web.Response:
     }, status=status)
 
 
-@routes.get(r"/admin/orders/{id:\d{1,18}}", name="admin_order")
+@routes.get(r"/admin/orders/{id:[0-9]{1,18}}", name="admin_order")
 @aiohttp_jinja2.template("admin/order.html")
 async def order_page(request: web.Request):
     await admin_page(request)
@@ -66,7 +66,7 @@ async def order_page(request: web.Request):
             "max_remark": admin_orders.MAX_REMARK, "max_log_remark": admin_orders.MAX_LOG_REMARK}
 
 
-@routes.post(r"/admin/orders/{id:\d{1,18}}/status")
+@routes.post(r"/admin/orders/{id:[0-9]{1,18}}/status")
 async def status_submit(request: web.Request) -> web.Response:
     admin = await admin_page(request)
     order_id = id_of(request)
@@ -75,7 +75,7 @@ async def status_submit(request: web.Request) -> web.Response:
                      DONE.get(body.get("status", ""), "Order updated."), f"/admin/orders/{order_id}")
 
 
-@routes.post(r"/admin/orders/{id:\d{1,18}}/remarks")
+@routes.post(r"/admin/orders/{id:[0-9]{1,18}}/remarks")
 async def remark_submit(request: web.Request) -> web.Response:
     admin = await admin_page(request)
     order_id = id_of(request)

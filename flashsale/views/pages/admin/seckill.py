@@ -127,14 +127,14 @@ async def create_sale(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther("/admin/seckill")
 
 
-@routes.get(r"/admin/seckill/{id:\d{1,18}}", name="admin_sale_edit")
+@routes.get(r"/admin/seckill/{id:[0-9]{1,18}}", name="admin_sale_edit")
 async def edit_sale_page(request: web.Request) -> web.Response:
     await admin_page(request)
     sale = await seckill.get_sale(request.app[CTX], id_of(request))
     return await _render_form(request, sale=sale, form=_sale_form(sale))
 
 
-@routes.post(r"/admin/seckill/{id:\d{1,18}}")
+@routes.post(r"/admin/seckill/{id:[0-9]{1,18}}")
 async def update_sale(request: web.Request) -> web.Response:
     await admin_page(request)
     ctx = request.app[CTX]
@@ -151,7 +151,7 @@ async def update_sale(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther("/admin/seckill")
 
 
-@routes.post(r"/admin/seckill/{id:\d{1,18}}/cancel")
+@routes.post(r"/admin/seckill/{id:[0-9]{1,18}}/cancel")
 async def cancel_sale(request: web.Request) -> web.Response:
     await admin_page(request)
     body = await form_body(request)

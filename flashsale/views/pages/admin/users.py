@@ -33,7 +33,7 @@ async def users_page(request: web.Request):
             "me": admin.id}
 
 
-@routes.post(r"/admin/users/{id:\d{1,18}}")
+@routes.post(r"/admin/users/{id:[0-9]{1,18}}")
 async def change_user(request: web.Request) -> web.Response:
     """One change per button: role, or the ban flag."""
     admin = await admin_page(request)
@@ -47,7 +47,7 @@ async def change_user(request: web.Request) -> web.Response:
                      back_to(body, "/admin/users"))
 
 
-@routes.post(r"/admin/users/{id:\d{1,18}}/delete")
+@routes.post(r"/admin/users/{id:[0-9]{1,18}}/delete")
 async def delete_user(request: web.Request) -> web.Response:
     admin = await admin_page(request)
     ctx = request.app[CTX]
