@@ -22,7 +22,7 @@ from redis.exceptions import RedisError, ResponseError
 from flashsale import db, metrics
 from flashsale.admission import Admission
 from flashsale.appkeys import ADMISSION, CTX, ENGINE
-from flashsale.context import Context
+from flashsale.context import STALE_SAFE, Context
 from flashsale.errors import BadStatus, NotFound
 from flashsale.jsonio import utcnow
 from flashsale.services import orders, seckill, seckill_orders, seckill_state, user_sessions
@@ -35,7 +35,7 @@ WATCH_INTERVAL_S = 1.0
 # MySQL out of reach: retry the batch in hand after these pauses (then keep the last)
 BACKOFF_S = (0.1, 0.2, 0.5, 1.0, 2.0)
 TRANSIENT_DB_ERRORS = (OperationalError, InterfaceError, ConnectionError, OSError, asyncio.TimeoutError,
-                       db.RetriesSpent)
+                       db.RetriesSpent, db.Unreachable)
 
 class SaleWorker:
     """The consumers of one sale's stream in this process, and what they share."""
@@ -77,9 +77,15 @@ class SaleWorker:
                     block=None if cursor == "0" else s.consumer_block_ms)
             except ResponseError as exc:
                 if "NOGROUP" in str(exc):  # Redis lost the stream: make it again
-                    await self.ensure_group()
+                    try:
+                        await self.ensure_group()
+                    except (RedisError, OSError):
+                        log.warning("making the group of %s failed; retrying", self.stream, exc_info=True)
+                        await _sleep(stop, 1.0)
                     continue
-                raise
+                log.warning("reading %s failed; retrying", self.stream, exc_info=True)
+                await _sleep(stop, 1.0)
+                continue
             except (RedisError, OSError):
                 log.warning("reading %s failed; retrying", self.stream, exc_info=True)
                 await _sleep(stop, 1.0)
@@ -94,6 +100,14 @@ class SaleWorker:
                 self.busy.add(name)
                 try:
                     await self.process(entries, stop)
+                except Exception:
+                    # Redis lost while acknowledging (or anything else): this consumer must not
+                    # die. The entries stay pending under its name: read them again from the
+                    # start (writing an order twice is a no-op, keyed by its request id).
+                    log.warning("finishing a batch of %s failed; reading its pending entries again",
+                                self.stream, exc_info=True)
+                    cursor = "0"
+                    await _sleep(stop, 1.0)
                 finally:
                     self.busy.discard(name)
 
@@ -221,7 +235,8 @@ class Engine:
         self.expiring: set[int] = set()  # ended sales whose Redis keys have their expiry set
         # blocking reads park a connection each: they get a pool of their own, apart from requests
         self.reader = Redis.from_url(ctx.settings.redis_url, decode_responses=True, max_connections=10_000,
-                                     socket_connect_timeout=2, health_check_interval=30)
+                                     socket_connect_timeout=2, health_check_interval=30,
+                                     **STALE_SAFE)
 
     def start(self) -> None:
         self.tasks = [

@@ -8,6 +8,7 @@ from typing import Any
 
 from asyncmy.pool import Pool
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.maint_notifications import MaintNotificationsConfig
 
 from flashsale import db
 from flashsale.mailer import LogMailer
@@ -30,12 +31,21 @@ class Context:
     order_numbers: OrderNumbers = field(default_factory=OrderNumbers)
 
 
+# redis-py (8.x) skips its check for a pooled connection the server closed (EOF seen) while
+# "maintenance notifications" are on, and "auto" counts as on: after a Redis restart every
+# pooled connection then failed its next command once (a 503). Off, the pool reconnects a closed
+# connection before handing it out. No command is retried blindly: a script such as release.lua
+# is not idempotent, and a reply lost after it ran must not run it twice.
+STALE_SAFE = {"maint_notifications_config": MaintNotificationsConfig(enabled=False)}
+
+
 def open_redis(settings: Settings) -> Redis:
     # a blocking pool: a burst waits for a free connection instead of failing, but only for
     # redis_pool_wait_s; then redis-py raises ConnectionError("No connection available."), a 503
     pool = BlockingConnectionPool.from_url(
         settings.redis_url, decode_responses=True, max_connections=settings.redis_max_connections,
-        timeout=settings.redis_pool_wait_s, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30)
+        timeout=settings.redis_pool_wait_s, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30,
+        **STALE_SAFE)
     return Redis(connection_pool=pool)
 
 

@@ -34,6 +34,8 @@ LOCK_WAIT_TIMEOUT = 1205
 DEADLOCK = 1213
 # the connection went away (server gone, lost during a query, cannot connect, server shutdown...)
 CONNECTION_LOST = frozenset({2002, 2003, 2006, 2013, 2055, 1053, 1927})
+# what asyncmy's RuntimeErrors say when the socket closed under them (others are real bugs)
+LOST_RUNTIME_ERRORS = ("Transport does not expose socket", "handler is closed", "Transport is closed")
 
 TRANSACTION_ATTEMPTS = 4
 BACKOFF_FIRST_S = 0.010  # then doubled each attempt, each wait jittered to 1x..2x
@@ -73,22 +75,41 @@ async def close_pool(pool: Pool) -> None:
     await pool.wait_closed()
 
 
+@contextlib.asynccontextmanager
+async def connection(pool: Pool) -> AsyncIterator[Any]:
+    """A pooled connection; losing MySQL (any of asyncmy's ways to say so, see
+    is_connection_lost) becomes Unreachable, a 503, and the broken connection is closed so the
+    pool drops it instead of handing it out again."""
+    try:
+        async with pool.acquire() as conn:
+            try:
+                yield conn
+            except BaseException as exc:
+                if is_connection_lost(exc):
+                    conn.close()
+                raise
+    except Exception as exc:
+        if is_connection_lost(exc):
+            raise Unreachable() from exc
+        raise
+
+
 async def fetch_one(pool: Pool, sql: str, args: Sequence[Any] = ()) -> dict[str, Any] | None:
-    async with pool.acquire() as conn:
+    async with connection(pool) as conn:
         async with conn.cursor(DictCursor) as cur:
             await cur.execute(sql, args)
             return await cur.fetchone()
 
 
 async def fetch_all(pool: Pool, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
-    async with pool.acquire() as conn:
+    async with connection(pool) as conn:
         async with conn.cursor(DictCursor) as cur:
             await cur.execute(sql, args)
             return list(await cur.fetchall())
 
 
 async def fetch_value(pool: Pool, sql: str, args: Sequence[Any] = ()) -> Any:
-    async with pool.acquire() as conn:
+    async with connection(pool) as conn:
         async with conn.cursor() as cur:
             await cur.execute(sql, args)
             row = await cur.fetchone()
@@ -97,9 +118,13 @@ async def fetch_value(pool: Pool, sql: str, args: Sequence[Any] = ()) -> Any:
 
 async def execute(pool: Pool, sql: str, args: Sequence[Any] = ()) -> int:
     """Run one statement on its own (autocommit); returns the affected row count."""
-    async with pool.acquire() as conn:
+    async with connection(pool) as conn:
         async with conn.cursor() as cur:
             return await cur.execute(sql, args)
+
+
+class Unreachable(Unavailable):
+    """MySQL out of reach (refused, reset, gone away mid-query): 503 with Retry-After."""
 
 
 class RetriesSpent(Unavailable):
@@ -112,9 +137,20 @@ def is_retryable(exc: BaseException) -> bool:
 
 
 def is_connection_lost(exc: BaseException) -> bool:
+    """Every way asyncmy says MySQL went away or cannot be reached: the client error numbers
+    (2003 cannot connect, 2006 gone away, 2013 lost during a query...), InterfaceError (used on a
+    closed connection), a socket error (reset, refused, timed out), a read cut short, and the
+    RuntimeError it raises when the socket closed under it ("Transport does not expose socket
+    instance" while connecting; uvloop's "handler is closed")."""
+    if isinstance(exc, Unreachable):
+        return True
+    if isinstance(exc, asyncmy.errors.InterfaceError):
+        return True
     if isinstance(exc, asyncmy.errors.MySQLError):
         return errno(exc) in CONNECTION_LOST
-    return isinstance(exc, (OSError, asyncio.IncompleteReadError))
+    if isinstance(exc, RuntimeError):
+        return any(part in str(exc) for part in LOST_RUNTIME_ERRORS)
+    return isinstance(exc, (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError))
 
 
 async def _rollback_quietly(conn) -> None:
@@ -153,8 +189,11 @@ async def run_transaction(pool: Pool, work: Callable[[DictCursor], Awaitable[T]]
                     await _rollback_quietly(conn)
                     raise
         except Exception as exc:
-            transient = is_retryable(exc) or (is_connection_lost(exc) and (not committing or idempotent))
+            lost = is_connection_lost(exc)
+            transient = is_retryable(exc) or (lost and (not committing or idempotent))
             if not transient:
+                if lost:  # during the commit: it may have been written; do not write it twice
+                    raise Unreachable() from exc
                 raise
             if attempt == attempts:
                 log.warning("transaction gave up after %s attempts: %s", attempts, exc)
@@ -178,7 +217,7 @@ async def write(pool: Pool, sql: str, args: Sequence[Any] = ()) -> int:
 async def transaction(pool: Pool) -> AsyncIterator[DictCursor]:
     """One attempt of a write transaction (commit on success, roll back on any error), for
     scripts and tests; services use run_transaction(), which retries transient failures."""
-    async with pool.acquire() as conn:
+    async with connection(pool) as conn:
         await conn.begin()
         try:
             async with conn.cursor(DictCursor) as cur:

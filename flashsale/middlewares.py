@@ -15,6 +15,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError as RedisResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from flashsale import db
 from flashsale.appkeys import REQUEST_ID
 from flashsale.errors import Refusal, Unauthenticated
 from flashsale.templating import page_context
@@ -119,7 +120,7 @@ async def error_middleware(request: web.Request, handler):
     except UNAVAILABLE_ERRORS:
         return await unavailable(request)
     except Exception as exc:
-        if is_transient_redis_reply(exc):
+        if is_transient_redis_reply(exc) or db.is_connection_lost(exc):
             return await unavailable(request)
         rid = request_id(request)
         log.exception("unhandled error in %s %s [request %s]", request.method, request.path, rid)

@@ -156,6 +156,15 @@ class RedisServer:
                 "--appendonly", "yes" if self.aof else "no", "--appendfsync", "everysec", *extra]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
+    def load_delay_us(self, seconds: float) -> int:
+        """A --key-load-delay (microseconds per key or AOF command) that makes loading what is on
+        disk now take about `seconds`: long enough to be seen, short enough for a test. Redis
+        answers (LOADING) only between batches of 1,024 commands, so a fixed delay on a big AOF
+        would leave it silent for longer than any client waits."""
+        commands = sum(path.read_bytes().count(b"\r\n*") + 1
+                       for path in self.dir.rglob("appendonly.aof.*") if path.is_file())
+        return max(1, int(seconds * 1_000_000 / max(commands, 1)))
+
     def crash(self) -> None:
         """SIGKILL: what a crash or an OOM kill does; AOF keeps what was fsynced (at most ~1 s lost)."""
         if self.proc and self.proc.poll() is None:
