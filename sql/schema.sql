@@ -115,6 +115,8 @@ CREATE TABLE flash_sales (
   status ENUM('scheduled', 'cancelled') NOT NULL DEFAULT 'scheduled',
   created_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
   updated_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3),
+  -- Redis hash tags the sale's stock is split over (1-64)
+  stock_shards TINYINT UNSIGNED NOT NULL DEFAULT 1,
   PRIMARY KEY (id),
   KEY ix_flash_sales_goods (goods_id, end_time),
   KEY ix_flash_sales_window (status, end_time, start_time),

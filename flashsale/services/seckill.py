@@ -10,13 +10,14 @@ from flashsale import db
 from flashsale.context import Context
 from flashsale.errors import BadStatus, NotFound, Validation
 from flashsale.jsonio import parse_money, parse_time, utcnow
+from flashsale.redis_keys import home_shard
 from flashsale.services import seckill_state
 from flashsale.services.goods_photos import photo_url
 from flashsale.validate import Fields
 
 SALE_COLUMNS = """
 s.id, s.goods_id, s.price, s.total_stock, s.sold, s.per_user_limit, s.start_time, s.end_time,
-s.status, s.created_at, g.name AS goods_name, g.photo AS goods_photo,
+s.status, s.stock_shards, s.created_at, g.name AS goods_name, g.photo AS goods_photo,
 g.original_price AS goods_original_price, g.price AS goods_price"""
 # -> one sale with its goods, or None
 SALE_BY_ID = f"SELECT {SALE_COLUMNS} FROM flash_sales s JOIN goods g ON g.id = s.goods_id WHERE s.id = %s"
@@ -48,23 +49,26 @@ SELECT {SALE_COLUMNS} FROM flash_sales s JOIN goods g ON g.id = s.goods_id
  WHERE s.status = 'scheduled' AND s.end_time > %s"""
 GOODS_EXISTS = "SELECT id FROM goods WHERE id = %s"
 INSERT_SALE = """
-INSERT INTO flash_sales (goods_id, price, total_stock, per_user_limit, start_time, end_time)
-VALUES (%s, %s, %s, %s, %s, %s)"""
+INSERT INTO flash_sales (goods_id, price, total_stock, per_user_limit, start_time, end_time, stock_shards)
+VALUES (%s, %s, %s, %s, %s, %s, %s)"""
 # 1: changed (only while scheduled)
 UPDATE_SALE = """
 UPDATE flash_sales SET goods_id = %s, price = %s, total_stock = %s, per_user_limit = %s,
-       start_time = %s, end_time = %s
+       start_time = %s, end_time = %s, stock_shards = %s
  WHERE id = %s AND status = 'scheduled'"""
 # 1: cancelled by this call
 CANCEL_SALE = "UPDATE flash_sales SET status = 'cancelled' WHERE id = %s AND status = 'scheduled'"
 # -> the row, locked while an edit decides
-LOCK_SALE_FOR_EDIT = "SELECT id, goods_id, total_stock, sold, start_time, end_time, status FROM flash_sales WHERE id = %s FOR UPDATE"
+LOCK_SALE_FOR_EDIT = """
+SELECT id, goods_id, total_stock, sold, start_time, end_time, status, stock_shards FROM flash_sales
+ WHERE id = %s FOR UPDATE"""
 # -> the user's latest order from this sale (when Redis lost the result)
 LATEST_ORDER_OF_USER = """
 SELECT id FROM orders WHERE flash_sale_id = %s AND user_id = %s ORDER BY id DESC LIMIT 1"""
 
 MAX_STOCK = 10_000_000
 MAX_LIMIT = 99
+MAX_SHARDS = 64
 
 
 async def server_time(ctx: Context) -> dt.datetime:
@@ -95,21 +99,17 @@ def sale_json(row: dict[str, Any], remaining: int | None, now: dt.datetime) -> d
         "total_stock": row["total_stock"],
         "remaining": max(0, int(remaining)),
         "per_user_limit": row["per_user_limit"],
+        "stock_shards": seckill_state.shard_count(row),
         "start_time": row["start_time"],
         "end_time": row["end_time"],
         "state": sale_state(row, now),
     }
 
 
-async def _remaining_many(ctx: Context, sale_ids: list[int]) -> dict[int, int | None]:
-    if not sale_ids:
-        return {}
-    # one slot per sale: an MGET across tags would fail on a cluster, so pipeline the GETs
-    async with ctx.redis.pipeline(transaction=False) as pipe:
-        for i in sale_ids:
-            pipe.get(ctx.keys.sale_stock(i))
-        values = await pipe.execute()
-    return {i: (int(v) if v is not None else None) for i, v in zip(sale_ids, values)}
+async def _remaining_many(ctx: Context, rows: list[dict[str, Any]]) -> dict[int, int | None]:
+    """The sales' remaining stock, summed over each one's shards; one slot per shard: an MGET
+    across tags would fail on a cluster, so the GETs are pipelined."""
+    return await seckill_state.remaining_of(ctx, [(r["id"], seckill_state.shard_count(r)) for r in rows])
 
 
 async def get_sale_row(ctx: Context, sale_id: int) -> dict[str, Any]:
@@ -121,7 +121,7 @@ async def get_sale_row(ctx: Context, sale_id: int) -> dict[str, Any]:
 
 async def get_sale(ctx: Context, sale_id: int) -> dict[str, Any]:
     row = await get_sale_row(ctx, sale_id)
-    remaining = (await _remaining_many(ctx, [sale_id]))[sale_id]
+    remaining = (await _remaining_many(ctx, [row]))[sale_id]
     return sale_json(row, remaining, utcnow())
 
 
@@ -132,7 +132,7 @@ async def list_sales(ctx: Context, state: str, page: int, per_page: int) -> tupl
     rows = await db.fetch_all(ctx.db, LIST_SALES.format(where=where),
                               (now, now, now) + where_args + (now, per_page, (page - 1) * per_page))
     total = await db.fetch_value(ctx.db, COUNT_SALES.format(where=where), where_args)
-    remaining = await _remaining_many(ctx, [r["id"] for r in rows])
+    remaining = await _remaining_many(ctx, rows)
     return [sale_json(r, remaining[r["id"]], now) for r in rows], int(total)
 
 
@@ -142,7 +142,7 @@ async def sale_for_goods(ctx: Context, goods_id: int) -> dict[str, Any] | None:
     row = await db.fetch_one(ctx.db, SALE_FOR_GOODS, (goods_id, now))
     if row is None:
         return None
-    remaining = (await _remaining_many(ctx, [row["id"]]))[row["id"]]
+    remaining = (await _remaining_many(ctx, [row]))[row["id"]]
     return sale_json(row, remaining, now)
 
 
@@ -179,8 +179,11 @@ def _sale_fields(body: dict[str, Any], current: dict[str, Any] | None) -> dict[s
             times[name] = current[name]
     if times.get("start_time") and times.get("end_time") and times["end_time"] <= times["start_time"]:
         fields.error("end_time", "Must be after the start time.")
+    shards = fields.integer("stock_shards", low=1, high=MAX_SHARDS, required=False,
+                            default=seckill_state.shard_count(current) if partial else 1)
     fields.check()
-    return {"goods_id": goods_id, "price": price, "total_stock": total, "per_user_limit": limit, **times}
+    return {"goods_id": goods_id, "price": price, "total_stock": total, "per_user_limit": limit,
+            "stock_shards": shards, **times}
 
 
 async def create_sale(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
@@ -190,7 +193,8 @@ async def create_sale(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
         raise Validation({"goods_id": "No such goods."})
     async def work(cur) -> int:
         await cur.execute(INSERT_SALE, (values["goods_id"], values["price"], values["total_stock"],
-                                        values["per_user_limit"], values["start_time"], values["end_time"]))
+                                        values["per_user_limit"], values["start_time"], values["end_time"],
+                                        values["stock_shards"]))
         return cur.lastrowid
 
     sale_id = await db.run_transaction(ctx.db, work)
@@ -212,7 +216,8 @@ async def update_sale(ctx: Context, sale_id: int, body: dict[str, Any]) -> dict[
         started = locked["start_time"] <= now
         if started:
             frozen = {"goods_id": current["goods_id"], "price": current["price"],
-                      "per_user_limit": current["per_user_limit"], "start_time": current["start_time"]}
+                      "per_user_limit": current["per_user_limit"], "start_time": current["start_time"],
+                      "stock_shards": seckill_state.shard_count(current)}
             changed = [k for k, v in frozen.items() if values[k] != v]
             if changed:
                 raise Validation({k: "Cannot change once the sale is live." for k in changed})
@@ -224,11 +229,14 @@ async def update_sale(ctx: Context, sale_id: int, body: dict[str, Any]) -> dict[
             raise Validation({"goods_id": "No such goods."})
         await cur.execute(UPDATE_SALE, (values["goods_id"], values["price"], values["total_stock"],
                                         values["per_user_limit"], values["start_time"], values["end_time"],
-                                        sale_id))
-        return values["total_stock"] - locked["total_stock"]
+                                        values["stock_shards"], sale_id))
+        return values["total_stock"] - locked["total_stock"], seckill_state.shard_count(locked)
 
-    delta = await db.run_transaction(ctx.db, work)
+    delta, old_shards = await db.run_transaction(ctx.db, work)
     row = await get_sale_row(ctx, sale_id)
+    if seckill_state.shard_count(row) != old_shards:  # only before the start (frozen once live)
+        await seckill_state.reshard_state(ctx, row, old_shards)
+        return sale_json(row, row["total_stock"] - row["sold"], utcnow())
     remaining = await seckill_state.adjust_state(ctx, row, delta)
     return sale_json(row, remaining, utcnow())
 
@@ -254,14 +262,15 @@ async def cancel_sale(ctx: Context, sale_id: int) -> dict[str, Any]:
 async def purchase_result(ctx: Context, sale_id: int, user_id: int) -> dict[str, Any]:
     """The outcome of the user's latest purchase request in this sale."""
     k = ctx.keys
-    request_id = await ctx.redis.hget(k.sale_user_request(sale_id), user_id)
+    home = home_shard(user_id, await seckill_state.shards_in_redis(ctx, sale_id) or 1)
+    request_id = await ctx.redis.hget(k.sale_user_request(sale_id, home), user_id)
     if request_id is None:
         order_id = await db.fetch_value(ctx.db, LATEST_ORDER_OF_USER, (sale_id, user_id))
         if order_id is not None:
             return {"status": "success", "order_id": order_id}
         await get_sale_row(ctx, sale_id)  # 404 for an unknown sale
         return {"status": "none"}
-    outcome = await ctx.redis.hget(k.sale_results(sale_id), request_id)
+    outcome = await ctx.redis.hget(k.sale_results(sale_id, home), request_id)
     return result_json(request_id, outcome)
 
 
