@@ -5,6 +5,7 @@ import asyncio
 import collections
 import datetime as dt
 
+from bench.verdict import compute
 from flashsale import db
 from flashsale.appkeys import ADMISSION
 from flashsale.redis_keys import home_shard
@@ -133,6 +134,9 @@ async def test_a_dry_home_shard_takes_units_from_the_others_until_all_are_gone(c
         data = await wait_until(lambda: _success(client, sale["id"], person["id"]))
         assert data["order_id"]
     assert (await _result(client, sale["id"], people[8]["id"]))["status"] == "none"
+    verdict = await compute(ctx.settings, sale["id"])  # the bench's verdict sums the shards too
+    assert verdict["passed"], verdict
+    assert verdict["stock_shards"] == SHARDS and verdict["redis_remaining"] == 0
 
 
 async def _success(client, sale_id, user_id):
