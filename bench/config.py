@@ -27,6 +27,7 @@ class BenchConfig:
     spawn_rate: float = 200.0  # Locust users started per second (all before the sale opens)
     healthz_s: int = 10  # length of the /healthz phase
     per_user_limit: int = 1
+    stock_shards: int = 1  # the sale's stock shards (1-64): a hot sale split over Redis hash tags
     double_click: float = 0.1  # share of buyers who send their purchase 2-3 times at once
     locust_processes: int = 1  # Locust load processes (--processes); 1 keeps a core for the server
     start_delay_s: float = 0.0  # sale start after the logins; 0: enough to spawn every user
@@ -61,6 +62,8 @@ class BenchConfig:
         config = cls(**values)
         if config.buyers < 1 or config.stock < 1 or config.users < 1 or config.workers < 1:
             raise ValueError("BENCH_BUYERS, BENCH_STOCK, BENCH_USERS and BENCH_WORKERS must be at least 1")
+        if not 1 <= config.stock_shards <= 64:
+            raise ValueError("BENCH_SHARDS must be 1 to 64")
         if not config.redis_prefix:
             raise ValueError("BENCH_REDIS_PREFIX must not be empty: the bench clears every key under it")
         return config
@@ -88,7 +91,7 @@ class BenchConfig:
 ENV_NAMES = {
     "buyers": "BENCH_BUYERS", "stock": "BENCH_STOCK", "users": "BENCH_USERS", "browsers": "BENCH_BROWSERS",
     "workers": "BENCH_WORKERS", "duration_s": "BENCH_DURATION", "spawn_rate": "BENCH_SPAWN_RATE",
-    "healthz_s": "BENCH_HEALTHZ_S", "per_user_limit": "BENCH_LIMIT", "double_click": "BENCH_DOUBLE_CLICK",
+    "healthz_s": "BENCH_HEALTHZ_S", "per_user_limit": "BENCH_LIMIT", "stock_shards": "BENCH_SHARDS", "double_click": "BENCH_DOUBLE_CLICK",
     "locust_processes": "BENCH_LOCUST_PROCESSES", "start_delay_s": "BENCH_START_DELAY_S",
     "login_concurrency": "BENCH_LOGIN_CONCURRENCY", "poll": "BENCH_POLL", "poll_first_ms": "BENCH_POLL_FIRST_MS",
     "poll_max_ms": "BENCH_POLL_MAX_MS", "poll_timeout_s": "BENCH_POLL_TIMEOUT_S",

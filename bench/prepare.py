@@ -156,7 +156,7 @@ async def prepare(settings: Settings, buyers: int, stock: int, accounts_file: Pa
 
 
 async def schedule_sale(settings: Settings, goods_id: int, stock: int, per_user_limit: int,
-                        start_at: dt.datetime, length_s: int) -> dict:
+                        start_at: dt.datetime, length_s: int, stock_shards: int = 1) -> dict:
     """Create the sale through the engine (MySQL row, warm Redis state); returns the contract's sale."""
     from flashsale.services import seckill
 
@@ -164,6 +164,7 @@ async def schedule_sale(settings: Settings, goods_id: int, stock: int, per_user_
         "goods_id": goods_id, "price": "9.90", "total_stock": stock, "per_user_limit": per_user_limit,
         "start_time": start_at.isoformat().replace("+00:00", "Z"),
         "end_time": (start_at + dt.timedelta(seconds=length_s)).isoformat().replace("+00:00", "Z"),
+        "stock_shards": stock_shards,
     }
     async with open_context(settings.replace(db_pool_min=1, db_pool_max=2)) as ctx:
         return await seckill.create_sale(ctx, body)

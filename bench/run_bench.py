@@ -231,16 +231,19 @@ def wait_drained(settings: Settings, sale_id: int, timeout_s: float) -> float | 
     redis = Redis.from_url(settings.redis_url, decode_responses=True)
     deadline = time.monotonic() + timeout_s
     try:
+        shards = int(redis.hget(k.sale_window(sale_id), "shards") or 1)
         while time.monotonic() < deadline:
-            admitted = int(redis.hget(k.sale_stats(sale_id), "admitted") or 0)
-            results = redis.hlen(k.sale_results(sale_id))
-            try:
-                groups = redis.xinfo_groups(k.sale_stream(sale_id))
-            except ResponseError:
-                groups = []
-            group = next((g for g in groups if g["name"] == k.consumer_group()), None)
-            idle = group is None or (not group["pending"] and not group.get("lag"))
-            if results >= admitted and (admitted == 0 or (group is not None and idle)):
+            admitted = sum(int(redis.hget(k.sale_stats(sale_id, s), "admitted") or 0) for s in range(shards))
+            results = sum(redis.hlen(k.sale_results(sale_id, s)) for s in range(shards))
+            idle = True
+            for s in range(shards):
+                try:
+                    groups = redis.xinfo_groups(k.sale_stream(sale_id, s))
+                except ResponseError:
+                    groups = []
+                group = next((g for g in groups if g["name"] == k.consumer_group()), None)
+                idle = idle and (group is None or (not group["pending"] and not group.get("lag")))
+            if results >= admitted and idle:
                 return time.time()
             time.sleep(0.05)
     finally:
@@ -358,7 +361,7 @@ def run(config: BenchConfig) -> tuple[dict, Path]:
         start_at = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=delay)).replace(microsecond=0) \
             + dt.timedelta(seconds=1)
         sale = asyncio.run(schedule_sale(settings, prepared.goods_id, config.stock, config.per_user_limit,
-                                         start_at, SALE_LENGTH_S))
+                                         start_at, SALE_LENGTH_S, config.stock_shards))
         sale_id = record["sale_id"] = sale["id"]
         sampler.follow_sale(sale_id)
         plan = {"sale_id": sale_id, "goods_id": prepared.goods_id, "start_epoch": start_at.timestamp(),

@@ -85,19 +85,40 @@ class ClientView:
 
 
 async def redis_state(settings: Settings, sale_id: int) -> dict:
+    """The sale's Redis figures, summed over its stock shards (each has its stock, stream, stats)."""
     k = Keys(settings.redis_prefix)
     redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    total: dict = {"remaining": 0, "stats": {}, "pending": 0, "lag": 0, "has_group": False,
+                   "stream_entries": 0, "dead_letters": 0}
     try:
-        remaining = await redis.get(k.sale_stock(sale_id))
-        stats = await redis.hgetall(k.sale_stats(sale_id))
-        try:
-            groups = await redis.xinfo_groups(k.sale_stream(sale_id))
-            info = await redis.xinfo_stream(k.sale_stream(sale_id))
-        except ResponseError:  # no stream: nothing was ever admitted
-            groups, info = [], {}
-        dead = await redis.xlen(k.sale_dead(sale_id))
+        shards = int(await redis.hget(k.sale_window(sale_id), "shards") or 1)
+        total["shards"] = shards
+        for shard in range(shards):
+            part = await _shard_state(redis, k, sale_id, shard)
+            if part["remaining"] is None or total["remaining"] is None:
+                total["remaining"] = None
+            else:
+                total["remaining"] += part["remaining"]
+            for name, v in part["stats"].items():
+                total["stats"][name] = total["stats"].get(name, 0) + v
+            for name in ("pending", "stream_entries", "dead_letters"):
+                total[name] += part[name]
+            total["lag"] = total["lag"] if part["lag"] == 0 else part["lag"]
+            total["has_group"] = total["has_group"] or part["has_group"]
     finally:
         await redis.aclose()
+    return total
+
+
+async def _shard_state(redis: Redis, k: Keys, sale_id: int, shard: int) -> dict:
+    remaining = await redis.get(k.sale_stock(sale_id, shard))
+    stats = await redis.hgetall(k.sale_stats(sale_id, shard))
+    try:
+        groups = await redis.xinfo_groups(k.sale_stream(sale_id, shard))
+        info = await redis.xinfo_stream(k.sale_stream(sale_id, shard))
+    except ResponseError:  # no stream: nothing was ever admitted
+        groups, info = [], {}
+    dead = await redis.xlen(k.sale_dead(sale_id, shard))
     group = next((g for g in groups if g["name"] == k.consumer_group()), None)
     pending = int(group["pending"]) if group else 0
     lag = group.get("lag") if group else 0
@@ -162,12 +183,17 @@ async def compute(settings: Settings, sale_id: int, client: ClientView | None = 
         "redis_remaining_matches": rs["remaining"] == my["total_stock"] - my["units"],
         "mysql_sold_matches": my["sold"] == my["units"],
         "none_refused_while_stock_remained": refused_while_remaining == 0,
+        # a sale split over shards too: once anyone was told sold_out, every shard ran dry (units
+        # that failed requests gave back afterwards aside)
+        "sold_out_only_when_all_shards_dry": not (client.sold_out or server_sold_out)
+        or (rs["remaining"] is not None and rs["remaining"] <= my["failures"]),
     }
     return {
         "passed": all(checks.values()),
         "failed_checks": [name for name, ok in checks.items() if not ok],
         "checks": checks,
         "total_stock": my["total_stock"],
+        "stock_shards": rs.get("shards", 1),
         "per_user_limit": my["per_user_limit"],
         "orders": my["orders"],
         "units_sold": my["units"],

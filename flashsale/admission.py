@@ -5,12 +5,42 @@ logout, ban flag, address ownership: one HMGET each) and one for the admission s
 on a lean pipelined connection (redis_mux.py), so the Redis cost per request stays small under
 a burst. A sale that answered
 `sold_out` is remembered for a short time so that the rush after it costs no Redis call at all.
+
+A hot sale split over `stock_shards` shards (each its own hash tag, so its own slot and, on a
+cluster, spread over the masters). Design: the buyer is served elsewhere, units never move.
+
+- A buyer's home shard is redis_keys.home_shard(user_id, shards). It alone keeps the buyer's
+  units held (buyers), latest request (user_req), results and rate counter, so admit.lua checks
+  the per-user limit there exactly, as on a one-shard sale.
+- admit.lua on the home shard queues the purchase there while that shard has stock. When it is
+  dry it reserves one unit of the buyer's limit (buyers += 1) and answers ADMIT_DRY; the
+  admission then asks the other shards in turn, with take.lua, for one unit: take.lua decrements
+  that shard's stock and appends the entry (with `h` = home) to that shard's stream, in one
+  script on one slot. On success the home shard's user_req points at the request; when no shard
+  has a unit, unhold.lua gives the reservation back and the buyer is told `sold_out`.
+- Invariants: (1) stock is only ever decremented by a script that, in the same call, appends
+  the entry of the purchase to the same shard's stream: a unit is in a shard's stock, or in its
+  stream, or an order, never in flight between shards; the sale's remaining is exactly the sum
+  of its shards' stocks. (2) units held per buyer (counting a reservation) live only on the home
+  shard, changed only by scripts there: the limit is exact under any concurrency. (3) `sold_out`
+  is answered only after the home shard and then every other shard answered a stock of zero
+  within this request; without a give-back (cancel, dead letter, admin raise) stock never grows,
+  so at the moment of the answer every shard holds zero. A unit given back after its shard was
+  asked is announced on the stock channel, which clears the local sold-out flags.
+- Crashes: a process dying after the reservation and before take.lua leaves a slot reserved
+  (the buyer may buy one unit less; never more) and no unit lost; dying after take.lua and
+  before user_req is written leaves an order made (the consumer of that shard writes it) whose
+  result /result finds in MySQL only if the buyer had no earlier request. A rebuild recomputes
+  buyers from MySQL and the streams, which drops stale reservations.
+- A one-shard sale takes none of this: admit.lua answers sold_out itself, and the only added
+  work on its path is comparing the shard count passed in with the sale's.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import os
+import random
 import time
 
 from redis.exceptions import NoScriptError, RedisError
@@ -19,8 +49,10 @@ from flashsale.context import Context
 from flashsale.errors import Ended, SoldOut, Unauthenticated, Validation
 from flashsale.jsonio import utcnow
 from flashsale.metrics import count_admission
+from flashsale.redis_keys import home_shard
 from flashsale.redis_mux import RedisMux
-from flashsale.scripts import ADMIT_COLD, ADMIT_QUEUED, ADMIT_RESULTS, ADMIT_SOLD_OUT, ADMIT_UNKNOWN
+from flashsale.scripts import (ADMIT_COLD, ADMIT_DRY, ADMIT_QUEUED, ADMIT_RESHARD, ADMIT_RESULTS, ADMIT_SOLD_OUT,
+                               ADMIT_UNKNOWN)
 from flashsale.services import seckill, seckill_state
 from flashsale.services.auth_cache import cache_addresses, session_field, session_state
 from flashsale.services.user_sessions import is_live
@@ -29,6 +61,9 @@ log = logging.getLogger(__name__)
 
 SOLD_OUT_TTL_S = 0.2
 RATE_WINDOW_MS = 1000
+DRY_HINT_S = 0.5  # a shard seen dry is asked last for this long (it is still asked)
+# take.lua's codes that end the search for a donor: the sale ended or was cancelled meanwhile
+TAKE_QUEUED, TAKE_DRY, TAKE_ENDED, TAKE_CANCELLED = 0, 1, 3, 4
 
 
 class Admission:
@@ -42,6 +77,9 @@ class Admission:
         # `ended` here from then on, never rebuilt, never asked of MySQL again (over is final)
         self.over: set[int] = set()
         self.admit_script = ctx.scripts.admit
+        # sale id -> stock shards as admit.lua last told (unknown: 1; the script corrects a stale one)
+        self.shards: dict[int, int] = {}
+        self.dry_until: dict[tuple[int, int], float] = {}  # (sale, shard) -> hint expiry
 
     # sold-out flags: set by a sold_out answer, gone after SOLD_OUT_TTL_S or when stock returns
     def is_sold_out(self, sale_id: int) -> bool:
@@ -82,13 +120,72 @@ class Admission:
                 raise Validation({"address_id": "Choose one of your own addresses."})
 
     async def result(self, sale_id: int, user_id: int) -> dict:
-        """The user's latest purchase outcome: two HGETs on the pipelined connection."""
+        """The user's latest purchase outcome: two HGETs on the pipelined connection, on the
+        buyer's home shard (results of a request admitted on another shard are written there)."""
         k = self.ctx.keys
-        request_id = await self.pipeline.call("HGET", k.sale_user_request(sale_id), user_id)
+        home = home_shard(user_id, self.shards.get(sale_id, 1))
+        request_id = await self.pipeline.call("HGET", k.sale_user_request(sale_id, home), user_id)
         if request_id is None:
-            return await seckill.purchase_result(self.ctx, sale_id, user_id)  # asks MySQL
-        outcome = await self.pipeline.call("HGET", k.sale_results(sale_id), request_id)
+            # asks Redis for the sale's shard count (this process may not know it), then MySQL
+            return await seckill.purchase_result(self.ctx, sale_id, user_id)
+        outcome = await self.pipeline.call("HGET", k.sale_results(sale_id, home), request_id)
         return seckill.result_json(request_id, outcome)
+
+    async def _run(self, script, keys: tuple[str, ...], args: tuple) -> list:
+        """A script by SHA on the pipelined connection (sent with this tick's other commands)."""
+        try:
+            return await self.pipeline.call("EVALSHA", script.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            # Redis restarted and forgot the script: load it again (once) and retry directly
+            return await script(keys=list(keys), args=list(args))
+
+    async def _admit_home(self, sale_id: int, user_id: int, request_id: str, address_id: int,
+                          payment_method: str, shards: int) -> tuple[int, int]:
+        k, home = self.ctx.keys, home_shard(user_id, shards)
+        keys = (k.sale_window(sale_id, home), k.sale_stock(sale_id, home), k.sale_buyers(sale_id, home),
+                k.sale_stream(sale_id, home), k.sale_user_request(sale_id, home), k.sale_stats(sale_id, home),
+                k.sale_purchase_rate(sale_id, user_id, home))
+        args = (user_id, request_id, address_id, payment_method,
+                self.ctx.settings.purchase_rate_per_s, RATE_WINDOW_MS, shards)
+        code, detail = await self._run(self.admit_script, keys, args)
+        return int(code), detail
+
+    async def _admit_away(self, sale_id: int, user_id: int, request_id: str, address_id: int,
+                          payment_method: str, shards: int) -> int:
+        """The home shard is dry and holds a reservation: take a unit from another shard (those
+        not seen dry lately first, from a random one on), or give the reservation back. Returns
+        ADMIT_QUEUED, ADMIT_SOLD_OUT (every shard answered zero), ADMIT_COLD (a shard has no
+        state: a rebuild is due, and sold_out cannot be told) or the sale's end."""
+        k, home, now = self.ctx.keys, home_shard(user_id, shards), time.monotonic()
+        self.dry_until[(sale_id, home)] = now + DRY_HINT_S
+        others = [s for s in range(shards) if s != home]
+        turn = random.randrange(len(others))
+        others = others[turn:] + others[:turn]
+        others.sort(key=lambda s: self.dry_until.get((sale_id, s), 0.0) > now)  # stable: hinted last
+        outcome = ADMIT_SOLD_OUT
+        for shard in others:
+            code, left = await self._run(
+                self.ctx.scripts.take,
+                (k.sale_window(sale_id, shard), k.sale_stock(sale_id, shard), k.sale_stream(sale_id, shard),
+                 k.sale_stats(sale_id, shard)),
+                (user_id, request_id, address_id, payment_method, home))
+            code = int(code)
+            if code == TAKE_QUEUED:
+                if int(left) <= 0:
+                    self.dry_until[(sale_id, shard)] = now + DRY_HINT_S
+                await self.pipeline.call("HSET", k.sale_user_request(sale_id, home), user_id, request_id)
+                return ADMIT_QUEUED
+            if code == TAKE_DRY:
+                self.dry_until[(sale_id, shard)] = now + DRY_HINT_S
+            elif code == ADMIT_COLD:
+                outcome = ADMIT_COLD
+            else:
+                outcome = code  # ended or cancelled: no other shard can sell either
+                break
+        await self._run(self.ctx.scripts.unhold,
+                        (k.sale_buyers(sale_id, home), k.sale_results(sale_id, home), k.sale_stats(sale_id, home)),
+                        (user_id, 1, "", "", ADMIT_RESULTS[outcome].reason if outcome != ADMIT_COLD else ""))
+        return outcome
 
     async def admit(self, sale_id: int, user_id: int, address_id: int, payment_method: str) -> str:
         """Run admit.lua; returns the request id when queued, raises the contract's refusal."""
@@ -98,17 +195,14 @@ class Admission:
         if sale_id in self.over:
             count_admission("ended")
             raise Ended()
-        k = self.ctx.keys
         request_id = os.urandom(16).hex()
-        keys = (k.sale_window(sale_id), k.sale_stock(sale_id), k.sale_buyers(sale_id), k.sale_stream(sale_id),
-                k.sale_user_request(sale_id), k.sale_stats(sale_id), k.sale_purchase_rate(sale_id, user_id))
-        args = (user_id, request_id, address_id, payment_method,
-                self.ctx.settings.purchase_rate_per_s, RATE_WINDOW_MS)
-        try:
-            code, detail = await self.pipeline.call("EVALSHA", self.admit_script.sha, len(keys), *keys, *args)
-        except NoScriptError:
-            # Redis restarted and forgot the script: load it again (once) and retry directly
-            code, detail = await self.admit_script(keys=list(keys), args=list(args))
+        shards = self.shards.get(sale_id, 1)
+        code, detail = await self._admit_home(sale_id, user_id, request_id, address_id, payment_method, shards)
+        if code == ADMIT_RESHARD:  # first sight of a sharded sale here, or it was laid out anew
+            shards = self.shards[sale_id] = int(detail)
+            code, detail = await self._admit_home(sale_id, user_id, request_id, address_id, payment_method, shards)
+        if code == ADMIT_DRY:
+            code = await self._admit_away(sale_id, user_id, request_id, address_id, payment_method, shards)
         result = ADMIT_RESULTS.get(code, ADMIT_UNKNOWN)
         count_admission(result.reason)
         if code == ADMIT_QUEUED:

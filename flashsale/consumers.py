@@ -38,15 +38,16 @@ TRANSIENT_DB_ERRORS = (OperationalError, InterfaceError, ConnectionError, OSErro
                        db.RetriesSpent, db.Unreachable)
 
 class SaleWorker:
-    """The consumers of one sale's stream in this process, and what they share."""
+    """The consumers of one stream of a sale (its shard's) in this process, and what they share."""
 
-    def __init__(self, engine: "Engine", sale: dict[str, Any]):
+    def __init__(self, engine: "Engine", sale: dict[str, Any], shard: int = 0):
         self.engine = engine
         self.ctx = engine.ctx
         self.sale = sale
         self.sale_id = sale["id"]
+        self.shard = shard
         k = self.ctx.keys
-        self.stream = k.sale_stream(self.sale_id)
+        self.stream = k.sale_stream(self.sale_id, shard)
         self.group = k.consumer_group()
         self.tasks: list[asyncio.Task] = []
         self.busy: set[str] = set()  # consumers with a batch in hand
@@ -134,15 +135,21 @@ class SaleWorker:
                     for entry in entries:
                         await self.process([entry], stop, deliveries)
                 return
-        await self.acknowledge(outcome, deliveries or {})
+        await self.acknowledge(outcome, deliveries or {}, entries)
         self.engine.count_batch(len(entries), outcome.inserted)
 
-    async def acknowledge(self, outcome: BatchOutcome, deliveries: dict[str, int]) -> None:
+    async def acknowledge(self, outcome: BatchOutcome, deliveries: dict[str, int], entries: list[Entry]) -> None:
+        """Results go to each buyer's home shard (this stream's shard unless take.lua admitted the
+        entry away from home), then the entries are acknowledged."""
         k, redis = self.ctx.keys, self.ctx.redis
         if outcome.orders:
+            homes = {e.request_id: self.shard if e.home is None else e.home for e in entries}
+            by_home: dict[int, dict[str, str]] = {}
+            for rid, oid in outcome.orders.items():
+                by_home.setdefault(homes.get(rid, self.shard), {})[rid] = f"success:{oid}"
             async with redis.pipeline(transaction=False) as pipe:
-                pipe.hset(k.sale_results(self.sale_id),
-                          mapping={rid: f"success:{oid}" for rid, oid in outcome.orders.items()})
+                for home, mapping in by_home.items():
+                    pipe.hset(k.sale_results(self.sale_id, home), mapping=mapping)
                 pipe.xack(self.stream, self.group, *outcome.acked)
                 await pipe.execute()
         for entry, reason in outcome.failed:
@@ -150,7 +157,7 @@ class SaleWorker:
 
     async def fail(self, entry: Entry, reason: str, deliveries: int) -> None:
         """Dead-letter an entry: its unit goes back (once), the buyer learns `failed`."""
-        if await seckill_orders.dead_letter(self.ctx, self.sale_id, entry, reason, deliveries):
+        if await seckill_orders.dead_letter(self.ctx, self.sale_id, entry, reason, deliveries, self.shard):
             log.warning("dead-lettered request %s of sale %s (%s); its unit is back",
                         entry.request_id, self.sale_id, reason)
             self.engine.count_dead_letter()
@@ -179,7 +186,7 @@ class SaleWorker:
                 doomed = [e for e in entries if deliveries.get(e.entry_id, 1) > s.max_deliveries]
                 if doomed:
                     await self.acknowledge(await seckill_orders.give_up(self.ctx, self.sale, doomed, "undeliverable"),
-                                           deliveries)
+                                           deliveries, doomed)
                 rest = [e for e in entries if e not in doomed]
                 if rest:
                     await self.process(rest, None, deliveries)
@@ -228,7 +235,7 @@ class Engine:
     def __init__(self, ctx: Context, admission: Admission):
         self.ctx = ctx
         self.admission = admission
-        self.workers: dict[int, SaleWorker] = {}
+        self.workers: dict[int, list[SaleWorker]] = {}  # sale id -> a worker per stock shard
         self.stop_event = asyncio.Event()
         self.tasks: list[asyncio.Task] = []
         self.listener: asyncio.Task | None = None
@@ -251,8 +258,8 @@ class Engine:
     async def stop(self) -> None:
         """Stop reading; let each consumer finish its batch in hand within the grace period."""
         self.stop_event.set()
-        consumers = [t for w in self.workers.values() for t in w.tasks]
-        for worker in self.workers.values():
+        consumers = [t for ws in self.workers.values() for w in ws for t in w.tasks]
+        for worker in (w for ws in self.workers.values() for w in ws):
             for task in worker.tasks:
                 if task.get_name() not in worker.busy:
                     # waiting in a blocking read, nothing in hand; a read cut short leaves its
@@ -288,29 +295,32 @@ class Engine:
             if now >= sale["end_time"] and sale_id not in self.expiring:
                 await seckill_state.expire_state(self.ctx, sale)  # results stay readable for a while
                 self.expiring.add(sale_id)
-            worker = self.workers.get(sale_id)
-            if worker is None:
-                worker = SaleWorker(self, sale)
-                if not live and await worker.drained():
+            workers = self.workers.get(sale_id)
+            if workers is None:
+                workers = [SaleWorker(self, sale, shard) for shard in range(seckill_state.shard_count(sale))]
+                if not live and await _all_drained(workers):
                     continue  # upcoming or ended with nothing to do: nobody needs to listen yet
-                await worker.ensure_group()
-                worker.start(self.stop_event)
-                self.workers[sale_id] = worker
-            worker.sale = sale
+                for worker in workers:
+                    await worker.ensure_group()
+                    worker.start(self.stop_event)
+                self.workers[sale_id] = workers
+            for worker in workers:
+                worker.sale = sale
             followed.add(sale_id)
         for sale_id in list(self.workers):
-            if sale_id not in followed and await self.workers[sale_id].drained():
-                worker = self.workers.pop(sale_id)
-                await worker.stop()
+            if sale_id not in followed and await _all_drained(self.workers[sale_id]):
+                workers = self.workers.pop(sale_id)
+                for worker in workers:
+                    await worker.stop()
                 # drained: once more, so that keys the drain made after the end expire too
-                await seckill_state.expire_state(self.ctx, worker.sale)
+                await seckill_state.expire_state(self.ctx, workers[0].sale)
 
     # --- reclaiming and trimming ---
     async def reclaim_loop(self) -> None:
         interval = max(0.2, self.ctx.settings.reclaim_idle_ms / 2000)
         while not self.stop_event.is_set():
             await _sleep(self.stop_event, interval)
-            for worker in list(self.workers.values()):
+            for worker in [w for ws in list(self.workers.values()) for w in ws]:
                 if self.stop_event.is_set():
                     return
                 try:
@@ -359,6 +369,13 @@ class Engine:
     @staticmethod
     def count_reclaims(n: int) -> None:
         metrics.RECLAIMS.inc(n)
+
+
+async def _all_drained(workers: list[SaleWorker]) -> bool:
+    for worker in workers:
+        if not await worker.drained():
+            return False
+    return True
 
 
 async def _sleep(stop: asyncio.Event, seconds: float) -> None:

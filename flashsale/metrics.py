@@ -166,28 +166,43 @@ async def sale_gauges(ctx: Context) -> list[GaugeMetricFamily]:
     keys = ctx.keys
     try:
         sale_ids = sorted(int(raw) for raw in await ctx.redis.smembers(keys.active_sales()) if raw.isdigit())
+        shards: list[int] = []
+        replies: list = []
         if sale_ids:
+            # a sale split over stock shards has these keys once per shard: summed below
             async with ctx.redis.pipeline(transaction=False) as pipe:
                 for sale_id in sale_ids:
-                    pipe.xlen(keys.sale_stream(sale_id))
-                    pipe.xpending(keys.sale_stream(sale_id), keys.consumer_group())
-                    pipe.xlen(keys.sale_dead(sale_id))
-                    pipe.get(keys.sale_stock(sale_id))
+                    pipe.hget(keys.sale_window(sale_id), "shards")
+                shards = [int(v) if isinstance(v, str) and v.isdigit() else 1
+                          for v in await pipe.execute(raise_on_error=False)]
+            async with ctx.redis.pipeline(transaction=False) as pipe:
+                for sale_id, n in zip(sale_ids, shards):
+                    for shard in range(n):
+                        pipe.xlen(keys.sale_stream(sale_id, shard))
+                        pipe.xpending(keys.sale_stream(sale_id, shard), keys.consumer_group())
+                        pipe.xlen(keys.sale_dead(sale_id, shard))
+                        pipe.get(keys.sale_stock(sale_id, shard))
                 replies = await pipe.execute(raise_on_error=False)
-        else:
-            replies = []
     except (RedisError, OSError) as exc:
         log.warning("metrics: sale gauges skipped, Redis did not answer: %r", exc)
         return []
-    for n, sale_id in enumerate(sale_ids):
-        length, pending, dead, stock = replies[4 * n:4 * n + 4]
+    at = 0
+    for sale_id, n in zip(sale_ids, shards):
+        totals = {"stream": 0.0, "pending": 0.0, "dead": 0.0}
+        stocks = []
+        for _ in range(n):
+            length, pending, dead, stock = replies[at:at + 4]
+            at += 4
+            totals["stream"] += _number(length)
+            # XPENDING on a stream without the group yet is an error: nothing is pending then
+            totals["pending"] += pending["pending"] if isinstance(pending, dict) else 0
+            totals["dead"] += _number(dead)
+            stocks.append(None if stock is None or isinstance(stock, Exception) else _number(stock))
         label = [str(sale_id)]
-        families["stream"].add_metric(label, _number(length))
-        # XPENDING on a stream without the group yet is an error: nothing is pending then
-        families["pending"].add_metric(label, pending["pending"] if isinstance(pending, dict) else 0)
-        families["dead"].add_metric(label, _number(dead))
-        if stock is not None and not isinstance(stock, Exception):
-            families["stock"].add_metric(label, _number(stock))
+        for name, value in totals.items():
+            families[name].add_metric(label, value)
+        if all(v is not None for v in stocks):
+            families["stock"].add_metric(label, sum(stocks))
     return list(families.values())
 
 

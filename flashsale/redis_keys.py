@@ -32,41 +32,44 @@ class Keys:
     def reset_request_ip(self, ip: str) -> str:
         return f"{self.prefix}rl:reset:ip:{ip}"
 
-    # flash sales: everything of sale N under the tag {sale:N}
-    def sale_tag(self, sale_id: int) -> str:
+    # flash sales: everything of sale N under the tag {sale:N}; a sale split over stock shards
+    # keeps shard 0 there and shard k under {sale:N:k} (one slot per shard, see admission.py)
+    def sale_tag(self, sale_id: int, shard: int = 0) -> str:
+        if shard:
+            return f"{self.prefix}fs:{{sale:{sale_id}:{shard}}}"
         return f"{self.prefix}fs:{{sale:{sale_id}}}"
 
-    def sale_stock(self, sale_id: int) -> str:
-        return self.sale_tag(sale_id) + ":stock"
+    def sale_stock(self, sale_id: int, shard: int = 0) -> str:
+        return self.sale_tag(sale_id, shard) + ":stock"
 
-    def sale_buyers(self, sale_id: int) -> str:
-        return self.sale_tag(sale_id) + ":buyers"
+    def sale_buyers(self, sale_id: int, shard: int = 0) -> str:
+        return self.sale_tag(sale_id, shard) + ":buyers"
 
-    def sale_window(self, sale_id: int) -> str:
-        return self.sale_tag(sale_id) + ":window"
+    def sale_window(self, sale_id: int, shard: int = 0) -> str:
+        return self.sale_tag(sale_id, shard) + ":window"
 
-    def sale_stream(self, sale_id: int) -> str:
-        return self.sale_tag(sale_id) + ":stream"
+    def sale_stream(self, sale_id: int, shard: int = 0) -> str:
+        return self.sale_tag(sale_id, shard) + ":stream"
 
-    def sale_results(self, sale_id: int) -> str:
-        return self.sale_tag(sale_id) + ":results"
+    def sale_results(self, sale_id: int, shard: int = 0) -> str:
+        return self.sale_tag(sale_id, shard) + ":results"
 
-    def sale_user_request(self, sale_id: int) -> str:
-        return self.sale_tag(sale_id) + ":user_req"
+    def sale_user_request(self, sale_id: int, shard: int = 0) -> str:
+        return self.sale_tag(sale_id, shard) + ":user_req"
 
-    def sale_dead(self, sale_id: int) -> str:
-        return self.sale_tag(sale_id) + ":dead"
+    def sale_dead(self, sale_id: int, shard: int = 0) -> str:
+        return self.sale_tag(sale_id, shard) + ":dead"
 
-    def sale_stats(self, sale_id: int) -> str:
+    def sale_stats(self, sale_id: int, shard: int = 0) -> str:
         """hash: admission outcome -> count (admitted, sold_out, already_purchased, ...)."""
-        return self.sale_tag(sale_id) + ":stats"
+        return self.sale_tag(sale_id, shard) + ":stats"
 
-    def sale_released(self, sale_id: int) -> str:
+    def sale_released(self, sale_id: int, shard: int = 0) -> str:
         """set of request ids whose unit was given back: makes a failure's give-back happen once."""
-        return self.sale_tag(sale_id) + ":released"
+        return self.sale_tag(sale_id, shard) + ":released"
 
-    def sale_purchase_rate(self, sale_id: int, user_id: int | str) -> str:
-        return f"{self.sale_tag(sale_id)}:rate:{user_id}"
+    def sale_purchase_rate(self, sale_id: int, user_id: int | str, shard: int = 0) -> str:
+        return f"{self.sale_tag(sale_id, shard)}:rate:{user_id}"
 
     def sale_rebuild_lock(self, sale_id: int) -> str:
         return self.sale_tag(sale_id) + ":rebuild_lock"
@@ -81,3 +84,9 @@ class Keys:
 
     def consumer_group(self) -> str:
         return "orders"
+
+
+def home_shard(user_id: int | str, shards: int) -> int:
+    """The stock shard that keeps a buyer's per-user state (buyers, latest request, results,
+    rate) in a sale split over `shards`: a stable function of the user id, not slot hashing."""
+    return int(user_id) % shards if shards > 1 else 0

@@ -27,6 +27,9 @@ def _warming_up(_detail: int) -> Refusal:
 
 # admit.lua's codes (see its header) -> reason -> refusal; the only table of them
 ADMIT_QUEUED, ADMIT_SOLD_OUT, ADMIT_COLD = 0, 1, -1
+# a sale split over shards only: the caller's shard count is stale (detail: the sale's), and the
+# home shard is dry with the buyer's slot reserved (admission.py takes a unit from a donor)
+ADMIT_RESHARD, ADMIT_DRY = -2, 7
 ADMIT_RESULTS = {
     ADMIT_QUEUED: AdmitResult("queued", None),
     ADMIT_SOLD_OUT: AdmitResult("sold_out", lambda _: SoldOut()),
@@ -52,3 +55,5 @@ class Scripts:
         self.fail = load("fail")
         self.rebuild = load("rebuild")
         self.adjust = load("adjust")
+        self.take = load("take")
+        self.unhold = load("unhold")

@@ -122,6 +122,7 @@ CREATE TABLE flash_sales (
   -- units held by orders that are not cancelled
   sold INT UNSIGNED NOT NULL DEFAULT 0,
   per_user_limit SMALLINT UNSIGNED NOT NULL DEFAULT 1,
+  -- Redis hash tags the sale's stock is split over (1-64)
   stock_shards TINYINT UNSIGNED NOT NULL DEFAULT 1,
   start_time DATETIME(3) NOT NULL,
   end_time DATETIME(3) NOT NULL,

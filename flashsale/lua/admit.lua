@@ -5,11 +5,19 @@
 -- KEYS[7] this user's purchase-rate counter for the sale
 -- ARGV[1] user_id  ARGV[2] request_id  ARGV[3] address_id  ARGV[4] payment method
 -- ARGV[5] purchase calls allowed per rate window  ARGV[6] rate window in ms
+-- ARGV[7] the sale's stock shards as the caller believes (these keys are the buyer's home shard)
 -- returns {code, detail}: 0 queued (detail: stock left), 1 sold_out, 2 not_started (ms to go),
--- 3 ended, 4 cancelled, 5 already_purchased, 6 rate_limited (ms to wait), -1 no state (cold)
-local w = redis.call('HMGET', KEYS[1], 'start_ms', 'end_ms', 'limit', 'price', 'state')
+-- 3 ended, 4 cancelled, 5 already_purchased, 6 rate_limited (ms to wait), -1 no state (cold),
+-- -2 wrong shard count (detail: the sale's), 7 this shard is dry: one unit of the user's limit
+-- is reserved here and the caller must take a unit from another shard (take.lua) or give the
+-- reservation back (unhold.lua); only a sale of more than one shard answers 7
+local w = redis.call('HMGET', KEYS[1], 'start_ms', 'end_ms', 'limit', 'price', 'state', 'shards')
 if not w[1] then
   return {-1, 0}
+end
+local shards = tonumber(w[6] or '1')
+if shards ~= tonumber(ARGV[7]) then
+  return {-2, shards}
 end
 local calls = redis.call('INCR', KEYS[7])
 if calls == 1 then
@@ -40,6 +48,10 @@ if held >= tonumber(w[3]) then
 end
 local stock = tonumber(redis.call('GET', KEYS[2]) or '0')
 if stock <= 0 then
+  if shards > 1 then
+    redis.call('HINCRBY', KEYS[3], ARGV[1], 1)
+    return {7, held + 1}
+  end
   redis.call('HINCRBY', KEYS[6], 'sold_out', 1)
   return {1, 0}
 end

@@ -37,7 +37,8 @@ SELECT o.goods_id AS id, g.name, SUM(o.quantity) AS sales
  LIMIT {TOP_GOODS}"""
 # -> the sales live now, ending first (ix_flash_sales_window)
 LIVE_SALES = """
-SELECT s.id, s.goods_id, g.name AS goods_name, s.price, s.total_stock, s.sold, s.start_time, s.end_time
+SELECT s.id, s.goods_id, g.name AS goods_name, s.price, s.total_stock, s.sold, s.start_time, s.end_time,
+       s.stock_shards
   FROM flash_sales s JOIN goods g ON g.id = s.goods_id
  WHERE s.status = 'scheduled' AND s.end_time > %s AND s.start_time <= %s
  ORDER BY s.end_time, s.id"""
@@ -89,7 +90,7 @@ async def live_sales(ctx: Context, now: dt.datetime | None = None) -> list[dict[
     marks = ", ".join(["%s"] * len(ids))
     recent = {r["flash_sale_id"]: int(r["n"]) for r in await db.fetch_all(
         ctx.db, RECENT_SALE_ORDERS.format(marks=marks), (now - dt.timedelta(seconds=RATE_WINDOW_S), *ids))}
-    engine = await _engine_figures(ctx, ids)
+    engine = await _engine_figures(ctx, [(s["id"], int(s["stock_shards"] or 1)) for s in sales])
     return [{
         "id": s["id"], "goods": {"id": s["goods_id"], "name": s["goods_name"]}, "price": s["price"],
         "total_stock": s["total_stock"], "end_time": s["end_time"],
@@ -98,32 +99,43 @@ async def live_sales(ctx: Context, now: dt.datetime | None = None) -> list[dict[
     } for s in sales]
 
 
-async def _engine_figures(ctx: Context, sale_ids: list[int]) -> dict[int, dict[str, int | None]]:
-    """remaining, queued, pending and dead of each sale, from one pipeline (one slot per sale's keys)."""
+async def _engine_figures(ctx: Context, sales: list[tuple[int, int]]) -> dict[int, dict[str, int | None]]:
+    """remaining, queued, pending and dead of each (sale, shards), summed over the sale's shards,
+    from one pipeline (one slot per shard's keys)."""
     k, group = ctx.keys, ctx.keys.consumer_group()
     try:
         async with ctx.redis.pipeline(transaction=False) as pipe:
-            for sale_id in sale_ids:
-                stream = k.sale_stream(sale_id)
-                pipe.get(k.sale_stock(sale_id))
-                pipe.xlen(stream)
-                pipe.xinfo_groups(stream)
-                pipe.xpending(stream, group)
-                pipe.xlen(k.sale_dead(sale_id))
-            replies = await pipe.execute(raise_on_error=False)
+            for sale_id, shards in sales:
+                for shard in range(shards):
+                    stream = k.sale_stream(sale_id, shard)
+                    pipe.get(k.sale_stock(sale_id, shard))
+                    pipe.xlen(stream)
+                    pipe.xinfo_groups(stream)
+                    pipe.xpending(stream, group)
+                    pipe.xlen(k.sale_dead(sale_id, shard))
+            replies = iter(await pipe.execute(raise_on_error=False))
     except (RedisError, OSError):
-        return {i: {"remaining": None, "queued": None, "pending": None, "dead": None} for i in sale_ids}
+        return {i: {"remaining": None, "queued": None, "pending": None, "dead": None} for i, _ in sales}
     figures = {}
-    for n, sale_id in enumerate(sale_ids):
-        stock, length, groups, pending, dead = replies[5 * n:5 * n + 5]
-        figures[sale_id] = {
-            "remaining": _int(stock),
-            "queued": _queued(length, groups, group),
-            # XPENDING on a stream without the group is an error: nothing is pending then
-            "pending": int(pending["pending"]) if isinstance(pending, dict) else 0,
-            "dead": _int(dead) or 0,
-        }
+    for sale_id, shards in sales:
+        parts = []
+        for _ in range(shards):
+            stock, length, groups, pending, dead = (next(replies) for _ in range(5))
+            parts.append({
+                "remaining": _int(stock),
+                "queued": _queued(length, groups, group),
+                # XPENDING on a stream without the group is an error: nothing is pending then
+                "pending": int(pending["pending"]) if isinstance(pending, dict) else 0,
+                "dead": _int(dead) or 0,
+            })
+        figures[sale_id] = {name: _sum(p[name] for p in parts) for name in ("remaining", "queued", "pending", "dead")}
     return figures
+
+
+def _sum(values) -> int | None:
+    """The sum over shards; None when any shard cannot tell."""
+    values = list(values)
+    return None if any(v is None for v in values) else sum(values)
 
 
 def _int(reply: Any) -> int | None:

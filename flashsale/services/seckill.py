@@ -10,6 +10,7 @@ from flashsale import db
 from flashsale.context import Context
 from flashsale.errors import BadStatus, NotFound, Validation
 from flashsale.jsonio import utcnow
+from flashsale.redis_keys import home_shard
 from flashsale.services import seckill_state
 from flashsale.services.goods_photos import photo_url
 from flashsale.bodies import Body, Field
@@ -58,7 +59,9 @@ UPDATE flash_sales SET goods_id = %s, price = %s, total_stock = %s, per_user_lim
 # 1: cancelled by this call
 CANCEL_SALE = "UPDATE flash_sales SET status = 'cancelled' WHERE id = %s AND status = 'scheduled'"
 # -> the row, locked while an edit decides
-LOCK_SALE_FOR_EDIT = "SELECT id, goods_id, total_stock, sold, start_time, end_time, status FROM flash_sales WHERE id = %s FOR UPDATE"
+LOCK_SALE_FOR_EDIT = """
+SELECT id, goods_id, total_stock, sold, start_time, end_time, status, stock_shards FROM flash_sales
+ WHERE id = %s FOR UPDATE"""
 # -> the user's latest order from this sale (when Redis lost the result)
 LATEST_ORDER_OF_USER = """
 SELECT id FROM orders WHERE flash_sale_id = %s AND user_id = %s ORDER BY id DESC LIMIT 1"""
@@ -112,22 +115,17 @@ def sale_json(row: dict[str, Any], remaining: int | None, now: dt.datetime) -> d
         "total_stock": row["total_stock"],
         "remaining": max(0, int(remaining)),
         "per_user_limit": row["per_user_limit"],
-        "stock_shards": row["stock_shards"],
+        "stock_shards": seckill_state.shard_count(row),
         "start_time": row["start_time"],
         "end_time": row["end_time"],
         "state": sale_state(row, now),
     }
 
 
-async def _remaining_many(ctx: Context, sale_ids: list[int]) -> dict[int, int | None]:
-    if not sale_ids:
-        return {}
-    # one slot per sale: an MGET across tags would fail on a cluster, so pipeline the GETs
-    async with ctx.redis.pipeline(transaction=False) as pipe:
-        for i in sale_ids:
-            pipe.get(ctx.keys.sale_stock(i))
-        values = await pipe.execute()
-    return {i: (int(v) if v is not None else None) for i, v in zip(sale_ids, values)}
+async def _remaining_many(ctx: Context, rows: list[dict[str, Any]]) -> dict[int, int | None]:
+    """The sales' remaining stock, summed over each one's shards; one slot per shard: an MGET
+    across tags would fail on a cluster, so the GETs are pipelined."""
+    return await seckill_state.remaining_of(ctx, [(r["id"], seckill_state.shard_count(r)) for r in rows])
 
 
 async def get_sale_row(ctx: Context, sale_id: int) -> dict[str, Any]:
@@ -139,7 +137,7 @@ async def get_sale_row(ctx: Context, sale_id: int) -> dict[str, Any]:
 
 async def get_sale(ctx: Context, sale_id: int) -> dict[str, Any]:
     row = await get_sale_row(ctx, sale_id)
-    remaining = (await _remaining_many(ctx, [sale_id]))[sale_id]
+    remaining = (await _remaining_many(ctx, [row]))[sale_id]
     return sale_json(row, remaining, utcnow())
 
 
@@ -150,7 +148,7 @@ async def list_sales(ctx: Context, state: str, page: int, per_page: int) -> tupl
     rows = await db.fetch_all(ctx.db, LIST_SALES.format(where=where),
                               (now, now, now) + where_args + (now, per_page, (page - 1) * per_page))
     total = await db.fetch_value(ctx.db, COUNT_SALES.format(where=where), where_args)
-    remaining = await _remaining_many(ctx, [r["id"] for r in rows])
+    remaining = await _remaining_many(ctx, rows)
     return [sale_json(r, remaining[r["id"]], now) for r in rows], int(total)
 
 
@@ -160,7 +158,7 @@ async def sale_for_goods(ctx: Context, goods_id: int) -> dict[str, Any] | None:
     row = await db.fetch_one(ctx.db, SALE_FOR_GOODS, (goods_id, now))
     if row is None:
         return None
-    remaining = (await _remaining_many(ctx, [row["id"]]))[row["id"]]
+    remaining = (await _remaining_many(ctx, [row]))[row["id"]]
     return sale_json(row, remaining, now)
 
 
@@ -202,15 +200,16 @@ async def update_sale(ctx: Context, sale_id: int, body: dict[str, Any]) -> dict[
     now = utcnow()
     current = await get_sale_row(ctx, sale_id)
     values = _sale_fields(body, current)
-    async def work(cur) -> int:
+    async def work(cur) -> tuple[int, int]:
         await cur.execute(LOCK_SALE_FOR_EDIT, (sale_id,))
         locked = await cur.fetchone()
         if locked["status"] != "scheduled" or locked["end_time"] <= now:
             raise BadStatus("Only a scheduled sale that has not ended can be changed.")
         started = locked["start_time"] <= now
         if started:
-            frozen = {"goods_id": current["goods_id"], "price": current["price"], "stock_shards": current["stock_shards"],
-                      "per_user_limit": current["per_user_limit"], "start_time": current["start_time"]}
+            frozen = {"goods_id": current["goods_id"], "price": current["price"],
+                      "per_user_limit": current["per_user_limit"], "start_time": current["start_time"],
+                      "stock_shards": seckill_state.shard_count(current)}
             changed = [k for k, v in frozen.items() if values[k] != v]
             if changed:
                 raise Validation({k: "Cannot change once the sale is live." for k in changed})
@@ -223,10 +222,13 @@ async def update_sale(ctx: Context, sale_id: int, body: dict[str, Any]) -> dict[
         await cur.execute(UPDATE_SALE, (values["goods_id"], values["price"], values["total_stock"],
                                         values["per_user_limit"], values["stock_shards"], values["start_time"],
                                         values["end_time"], sale_id))
-        return values["total_stock"] - locked["total_stock"]
+        return values["total_stock"] - locked["total_stock"], seckill_state.shard_count(locked)
 
-    delta = await db.run_transaction(ctx.db, work)
+    delta, old_shards = await db.run_transaction(ctx.db, work)
     row = await get_sale_row(ctx, sale_id)
+    if seckill_state.shard_count(row) != old_shards:  # only before the start (frozen once live)
+        await seckill_state.reshard_state(ctx, row, old_shards)
+        return sale_json(row, row["total_stock"] - row["sold"], utcnow())
     remaining = await seckill_state.adjust_state(ctx, row, delta)
     return sale_json(row, remaining, utcnow())
 
@@ -252,14 +254,15 @@ async def cancel_sale(ctx: Context, sale_id: int) -> dict[str, Any]:
 async def purchase_result(ctx: Context, sale_id: int, user_id: int) -> dict[str, Any]:
     """The outcome of the user's latest purchase request in this sale."""
     k = ctx.keys
-    request_id = await ctx.redis.hget(k.sale_user_request(sale_id), user_id)
+    home = home_shard(user_id, await seckill_state.shards_in_redis(ctx, sale_id) or 1)
+    request_id = await ctx.redis.hget(k.sale_user_request(sale_id, home), user_id)
     if request_id is None:
         order_id = await db.fetch_value(ctx.db, LATEST_ORDER_OF_USER, (sale_id, user_id))
         if order_id is not None:
             return {"status": "success", "order_id": order_id}
         await get_sale_row(ctx, sale_id)  # 404 for an unknown sale
         return {"status": "none"}
-    outcome = await ctx.redis.hget(k.sale_results(sale_id), request_id)
+    outcome = await ctx.redis.hget(k.sale_results(sale_id, home), request_id)
     return result_json(request_id, outcome)
 
 

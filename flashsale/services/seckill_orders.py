@@ -61,10 +61,13 @@ class Entry:
     address_id: int
     payment_method: str
     price: str
+    home: int | None = None  # the buyer's home shard when take.lua admitted it on another one
 
     @classmethod
     def parse(cls, entry_id: str, fields: dict[str, str]) -> "Entry":
-        return cls(entry_id, fields["r"], int(fields["u"]), int(fields["a"]), fields["m"], fields["p"])
+        home = fields.get("h")
+        return cls(entry_id, fields["r"], int(fields["u"]), int(fields["a"]), fields["m"], fields["p"],
+                   None if home is None else int(home))
 
 
 @dataclass
@@ -151,14 +154,25 @@ async def give_up(ctx: Context, sale: dict[str, Any], entries: list[Entry], reas
     return await db.run_transaction(ctx.db, work, idempotent=True)
 
 
-async def dead_letter(ctx: Context, sale_id: int, entry: Entry, reason: str, deliveries: int) -> bool:
-    """Acknowledge a failed entry and give its unit back (once); the buyer learns `failed: reason`.
-    True when this call gave the unit back (and told every process that stock returned)."""
+async def dead_letter(ctx: Context, sale_id: int, entry: Entry, reason: str, deliveries: int,
+                      shard: int = 0) -> bool:
+    """Acknowledge a failed entry of a shard's stream and give its unit back (once) to that
+    shard's stock; the buyer learns `failed: reason`. An entry admitted away from the buyer's
+    home shard gets its slot and result there (after the stream's shard: a crash in between
+    keeps the slot held, the safe side of the per-user limit). True when this call gave the unit
+    back (and told every process that stock returned)."""
     k = ctx.keys
+    away = entry.home is not None and entry.home != shard
     given_back = await ctx.scripts.fail(
-        keys=[k.sale_stock(sale_id), k.sale_buyers(sale_id), k.sale_released(sale_id),
-              k.sale_results(sale_id), k.sale_dead(sale_id), k.sale_stream(sale_id)],
-        args=[k.consumer_group(), entry.entry_id, entry.user_id, entry.request_id, reason, deliveries])
+        keys=[k.sale_stock(sale_id, shard), k.sale_buyers(sale_id, shard), k.sale_released(sale_id, shard),
+              k.sale_results(sale_id, shard), k.sale_dead(sale_id, shard), k.sale_stream(sale_id, shard)],
+        args=[k.consumer_group(), entry.entry_id, entry.user_id, entry.request_id, reason, deliveries,
+              "0" if away else "1"])
+    if away:
+        await ctx.scripts.unhold(
+            keys=[k.sale_buyers(sale_id, entry.home), k.sale_results(sale_id, entry.home),
+                  k.sale_stats(sale_id, entry.home)],
+            args=[entry.user_id, 1 if given_back else 0, entry.request_id, f"failed:{reason}", ""])
     if given_back:
         await ctx.redis.publish(k.stock_channel(), sale_id)
     return bool(given_back)

@@ -1,5 +1,5 @@
 -- 0005_sessions: server-side sessions (logout ends a session for every copy of its cookie) and a
--- sale's stock_shards setting (stored and returned; the sharding itself comes later).
+-- sale's stock_shards setting (over how many Redis hash tags a hot sale's stock is split).
 CREATE TABLE user_sessions (
   id CHAR(32) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
   user_id BIGINT UNSIGNED NOT NULL,

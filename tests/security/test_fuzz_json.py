@@ -382,8 +382,7 @@ KNOWN = [
      "nul_bytes: NUL bytes in names are stored"),
     *[(f"sale_stock_shards_{label}", "admin", "POST", "/api/admin/seckill",
        {"json": {"goods_id": "{goods}", "price": "1.00", "total_stock": 1, "start_time": "2100-01-01T00:00:00Z",
-                 "end_time": "2100-01-02T00:00:00Z", "stock_shards": value}}, (400, "validation"),
-       "stock_shards_unchecked: 201, the value is not checked")
+                 "end_time": "2100-01-02T00:00:00Z", "stock_shards": value}}, (400, "validation"), None)
       for label, value in (("object", {"a": 1}), ("negative", -1), ("1e308", 1e308), ("nan_string", "NaN"))],
     ("deep_nesting_body", "user", "POST", "/api/addresses", {"body": b"[" * 100000 + b"]" * 100000},
      (400, None), None),

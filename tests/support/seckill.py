@@ -43,12 +43,12 @@ async def buyers(ctx: Context, n: int) -> list[dict[str, Any]]:
 
 
 async def make_sale(ctx: Context, factory, *, stock: int = 10, limit: int = 1, start_in_s: float = -1,
-                    length_s: float = 120, price: str = "9.90") -> dict[str, Any]:
+                    length_s: float = 120, price: str = "9.90", shards: int = 1) -> dict[str, Any]:
     goods_id = await factory.goods(stock=1000)
     start = now() + dt.timedelta(seconds=start_in_s)
     return await seckill.create_sale(ctx, {
         "goods_id": goods_id, "price": price, "total_stock": stock, "per_user_limit": limit,
-        "start_time": iso(start), "end_time": iso(start + dt.timedelta(seconds=length_s))})
+        "start_time": iso(start), "end_time": iso(start + dt.timedelta(seconds=length_s)), "stock_shards": shards})
 
 
 async def purchase(client, sale_id: int, headers: dict[str, str], address_id: int, method: str = "alipay"):
@@ -69,8 +69,15 @@ async def sold(ctx: Context, sale_id: int) -> int:
 
 
 async def remaining(ctx: Context, sale_id: int) -> int | None:
-    value = await ctx.redis.get(ctx.keys.sale_stock(sale_id))
-    return None if value is None else int(value)
+    """The sale's stock in Redis, summed over its shards; None when (a shard of) it is missing."""
+    shards = await seckill_state.shards_in_redis(ctx, sale_id) or 1
+    return (await seckill_state.remaining_of(ctx, [(sale_id, shards)]))[sale_id]
+
+
+async def shard_stocks(ctx: Context, sale_id: int, shards: int) -> list[int | None]:
+    """Each shard's stock in Redis (None where missing)."""
+    values = [await ctx.redis.get(ctx.keys.sale_stock(sale_id, shard)) for shard in range(shards)]
+    return [None if v is None else int(v) for v in values]
 
 
 # --- conditions to wait for (with tests.support.waiting.wait_until) -----------------------------
