@@ -30,7 +30,7 @@ async def _homed(ctx, n: int, shard: int) -> list[dict]:
 
 
 async def _result(client, sale_id: int, user_id: int) -> dict:
-    headers, _ = session_cookie(client.app, user_id)
+    headers, _ = await session_cookie(client.app, user_id)
     r = await client.get(f"/api/seckill/{sale_id}/result", headers=headers)
     assert r.status == 200
     return (await r.json())["data"]
@@ -47,7 +47,7 @@ async def test_200_buyers_race_a_4_shard_sale_of_40_and_nobody_is_told_sold_out_
     after_sold_out: list[int] = []
 
     async def buyer(person):
-        headers, _ = session_cookie(client.app, person["id"])
+        headers, _ = await session_cookie(client.app, person["id"])
         answers = []
         for _ in range(3):  # a double-clicking buyer with a limit of 2
             status, body = await purchase(client, sale["id"], headers, person["address_id"])
@@ -91,7 +91,7 @@ async def test_200_buyers_race_a_4_shard_sale_of_40_and_nobody_is_told_sold_out_
 async def test_a_buyer_is_admitted_on_the_home_shard_while_it_has_stock(client, ctx, factory):
     sale = await make_sale(ctx, factory, stock=8, shards=SHARDS)
     [person] = await _homed(ctx, 1, 3)
-    headers, _ = session_cookie(client.app, person["id"])
+    headers, _ = await session_cookie(client.app, person["id"])
     status, body = await purchase(client, sale["id"], headers, person["address_id"])
     assert status == 202, body
     k = ctx.keys
@@ -109,7 +109,7 @@ async def test_a_dry_home_shard_takes_units_from_the_others_until_all_are_gone(c
     people = await _homed(ctx, 9, 1)  # all homed on shard 1
     answers = []
     for person in people:
-        headers, _ = session_cookie(client.app, person["id"])
+        headers, _ = await session_cookie(client.app, person["id"])
         answers.append(await purchase(client, sale["id"], headers, person["address_id"]))
     assert [s for s, _ in answers] == [202] * 8 + [409]
     assert answers[-1][1]["data"]["reason"] == "sold_out"
@@ -148,7 +148,7 @@ async def test_a_lost_state_is_rebuilt_on_every_shard_without_overselling(client
     sale = await make_sale(ctx, factory, stock=20, shards=SHARDS)
     first = await buyers(ctx, 6)
     for person in first:
-        headers, _ = session_cookie(client.app, person["id"])
+        headers, _ = await session_cookie(client.app, person["id"])
         assert (await purchase(client, sale["id"], headers, person["address_id"]))[0] == 202
     k = ctx.keys
     await ctx.redis.delete(*[key for s in range(SHARDS) for key in
@@ -163,7 +163,7 @@ async def test_a_lost_state_is_rebuilt_on_every_shard_without_overselling(client
     rest = await buyers(ctx, 40)
     calls = []
     for person in first + rest:
-        headers, _ = session_cookie(client.app, person["id"])
+        headers, _ = await session_cookie(client.app, person["id"])
         calls.append(purchase(client, sale["id"], headers, person["address_id"]))
     answers = await asyncio.gather(*calls)
     assert sum(1 for s, _ in answers if s == 202) == 14
@@ -185,10 +185,10 @@ async def test_a_cancelled_order_gives_its_unit_back_and_another_buyer_gets_it(c
     sale = await make_sale(ctx, factory, stock=4, shards=SHARDS)
     people = await buyers(ctx, 6)
     for person in people[:4]:
-        headers, _ = session_cookie(client.app, person["id"])
+        headers, _ = await session_cookie(client.app, person["id"])
         assert (await purchase(client, sale["id"], headers, person["address_id"]))[0] == 202
     late = people[5]
-    headers, _ = session_cookie(client.app, late["id"])
+    headers, _ = await session_cookie(client.app, late["id"])
     assert (await purchase(client, sale["id"], headers, late["address_id"]))[1]["data"]["reason"] == "sold_out"
     await wait_until(lambda: _orders_are(ctx, sale["id"], 4))
     order = await db.fetch_one(ctx.db, "SELECT id, user_id FROM orders WHERE flash_sale_id = %s LIMIT 1", (sale["id"],))
@@ -249,7 +249,7 @@ async def test_a_process_that_thinks_the_sale_has_one_shard_is_corrected(client,
     people = await _homed(ctx, 1, 2)
     admission = client.app[ADMISSION]
     admission.shards[sale["id"]] = 1  # stale
-    headers, _ = session_cookie(client.app, people[0]["id"])
+    headers, _ = await session_cookie(client.app, people[0]["id"])
     assert (await purchase(client, sale["id"], headers, people[0]["address_id"]))[0] == 202
     assert admission.shards[sale["id"]] == SHARDS
     assert await shard_stocks(ctx, sale["id"], SHARDS) == [1, 1, 0, 1]
@@ -259,7 +259,7 @@ async def test_cancelling_a_sharded_sale_expires_every_shards_keys(client, ctx, 
     sale = await make_sale(ctx, factory, stock=8, shards=SHARDS)
     people = await buyers(ctx, 4)
     for person in people:
-        headers, _ = session_cookie(client.app, person["id"])
+        headers, _ = await session_cookie(client.app, person["id"])
         assert (await purchase(client, sale["id"], headers, person["address_id"]))[0] == 202
     await seckill.cancel_sale(ctx, sale["id"])
     found = 0
@@ -269,6 +269,6 @@ async def test_cancelling_a_sharded_sale_expires_every_shards_keys(client, ctx, 
             found += 1
             assert ttl > 0, key
     assert found >= SHARDS * 3  # window, stock and buyers of each shard at least
-    headers, _ = session_cookie(client.app, people[0]["id"])
+    headers, _ = await session_cookie(client.app, people[0]["id"])
     status, body = await purchase(client, sale["id"], headers, people[0]["address_id"])
     assert body["data"]["reason"] == "ended"
