@@ -179,7 +179,7 @@ async def test_metrics_merges_the_request_counts_of_both_workers(two_workers):
         assert sample_value(text, name) == 0, name
 
 
-async def test_metrics_reports_stream_pending_and_dead_letters_of_active_sales(two_workers, settings):
+async def test_metrics_reports_stream_lag_pending_and_dead_letters_of_active_sales(two_workers, settings):
     base, _ = two_workers
     keys = Keys(settings.redis_prefix)
     redis = SyncRedis.from_url(settings.redis_url, decode_responses=True)
@@ -198,6 +198,7 @@ async def test_metrics_reports_stream_pending_and_dead_letters_of_active_sales(t
         sale = str(SALE_ID)
         assert sample_value(text, "flashsale_stream_length", sale=sale) == 3
         assert sample_value(text, "flashsale_stream_pending", sale=sale) == 1
+        assert sample_value(text, "flashsale_stream_lag", sale=sale) == 2  # 3 added, 1 delivered
         assert sample_value(text, "flashsale_dead_letter_stream_length", sale=sale) == 2
         assert sample_value(text, "flashsale_stock_remaining", sale=sale) == 7
     finally:
