@@ -1,6 +1,7 @@
 """The app factory: one web.Application for run.py and the tests alike."""
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import aiohttp_jinja2
@@ -10,12 +11,13 @@ from aiohttp import web
 
 from flashsale import metrics, templating
 from flashsale.admission import Admission
-from flashsale.appkeys import ADMISSION, CTX, LIVE_LIMITS, SETTINGS
+from flashsale.appkeys import ADMISSION, CTX, LIVE_LIMITS, OUTCOMES, SETTINGS
 from flashsale.consumers import engine_ctx
 from flashsale.context import open_context
 from flashsale.csrf import csrf_middleware
 from flashsale.live_limits import LiveLimits
 from flashsale.middlewares import error_middleware
+from flashsale.outcomes import Outcomes
 from flashsale.routes import setup_routes
 from flashsale.sessions import SESSIONS, SessionCookies
 from flashsale.settings import ROOT, Settings
@@ -35,6 +37,18 @@ async def admission_ctx(app: web.Application):
     app[ADMISSION] = admission
     yield
     await admission.close()
+
+
+async def outcomes_ctx(app: web.Application):
+    """The waiter table of buyers long-polling their outcome, and its one subscription."""
+    outcomes = Outcomes()
+    app[OUTCOMES] = outcomes
+    stop = asyncio.Event()
+    listener = asyncio.create_task(outcomes.listen(app[CTX], stop), name="outcome-listener")
+    yield
+    stop.set()
+    listener.cancel()
+    await asyncio.gather(listener, return_exceptions=True)
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -60,6 +74,7 @@ def create_app(settings: Settings) -> web.Application:
     templating.add_filters(aiohttp_jinja2.get_env(app))
     app.cleanup_ctx.append(context_ctx)
     app.cleanup_ctx.append(admission_ctx)
+    app.cleanup_ctx.append(outcomes_ctx)
     app.cleanup_ctx.append(engine_ctx)
     setup_routes(app)
     return app

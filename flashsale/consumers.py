@@ -19,7 +19,7 @@ from asyncmy.errors import InterfaceError, OperationalError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
-from flashsale import db, metrics
+from flashsale import db, metrics, outcomes
 from flashsale.admission import Admission
 from flashsale.appkeys import ADMISSION, CTX, ENGINE
 from flashsale.context import Context
@@ -127,9 +127,11 @@ class SaleWorker:
         k, redis = self.ctx.keys, self.ctx.redis
         if outcome.orders:
             async with redis.pipeline(transaction=False) as pipe:
-                pipe.hset(k.sale_results(self.sale_id),
-                          mapping={rid: f"success:{oid}" for rid, oid in outcome.orders.items()})
+                results = {rid: f"success:{oid}" for rid, oid in outcome.orders.items()}
+                pipe.hset(k.sale_results(self.sale_id), mapping=results)
                 pipe.xack(self.stream, self.group, *outcome.acked)
+                # one notice per batch: every process resolves its buyers waiting on /result
+                pipe.publish(k.outcomes_channel(), outcomes.publish_message(self.sale_id, results))
                 await pipe.execute()
         for entry, reason in outcome.failed:
             await self.fail(entry, reason, deliveries.get(entry.entry_id, 1))

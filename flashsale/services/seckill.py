@@ -266,11 +266,26 @@ async def units_held(ctx: Context, sale_id: int, user_id: int) -> int:
     return int(await db.fetch_value(ctx.db, UNITS_OF_USER, (sale_id, user_id)))
 
 
+async def mark_cancelled(ctx: Context, sale_id: int, request_id: str, order_id: int) -> None:
+    """The purchase's result reads `failed` / `cancelled` (with its order id) once its order is cancelled.
+
+    The expiry is set only when the hash has none (NX): an ended sale's keys keep their own."""
+    k = ctx.keys
+    async with ctx.redis.pipeline(transaction=False) as pipe:
+        pipe.hset(k.sale_results(sale_id), request_id, f"cancelled:{order_id}")
+        pipe.expire(k.sale_results(sale_id), ctx.settings.sale_state_keep_s, nx=True)
+        await pipe.execute()
+
+
 def result_json(request_id: str, outcome: str | None) -> dict[str, Any]:
+    """`queued`, `success` with the order, `failed` with the reason; an order cancelled after it was
+    made reads `failed`, reason `cancelled`, with its order id."""
     if outcome is None:
         return {"status": "queued", "request_id": request_id}
     status, _, detail = outcome.partition(":")
     if status == "success":
         return {"status": "success", "request_id": request_id, "order_id": int(detail)}
+    if status == "cancelled":
+        return {"status": "failed", "request_id": request_id, "reason": "cancelled", "order_id": int(detail)}
     return {"status": "failed", "request_id": request_id, "reason": detail}
 

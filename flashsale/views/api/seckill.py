@@ -7,7 +7,7 @@ import logging
 
 from aiohttp import WSMsgType, web
 
-from flashsale.appkeys import ADMISSION, CTX, LIVE_LIMITS
+from flashsale.appkeys import ADMISSION, CTX, LIVE_LIMITS, OUTCOMES
 from flashsale.auth import require_admin
 from flashsale.csrf import checks_own_csrf
 from flashsale.errors import CsrfFailed, Unauthenticated, Validation
@@ -25,6 +25,7 @@ routes = web.RouteTableDef()
 STATES = frozenset({"live", "upcoming", "ended"})
 LIVE_INTERVAL_S = 1.0
 LIVE_KEEPALIVE_S = 15.0
+MAX_WAIT_MS = 10_000
 
 
 @routes.get("/api/seckill")
@@ -89,12 +90,31 @@ async def purchase(request: web.Request) -> web.Response:
     return envelope({"status": "queued", "request_id": request_id}, status=202, msg="queued")
 
 
+def _wait_ms(request: web.Request) -> int:
+    raw = request.query.get("wait_ms")
+    if raw is None or raw == "":
+        return 0
+    if not raw.isdigit() or int(raw) > MAX_WAIT_MS:
+        raise Validation({"wait_ms": f"Must be a whole number of milliseconds from 0 to {MAX_WAIT_MS}."})
+    return int(raw)
+
+
 @routes.get(r"/api/seckill/{id:\d+}/result")
 async def result(request: web.Request) -> web.Response:
+    """The latest purchase's outcome; with wait_ms, held until it is final or the wait ends.
+
+    The outcome is read once; a queued one then waits on this process's waiter table, which the
+    one notice per committed batch resolves (outcomes.py): no Redis call while waiting."""
+    wait_ms = _wait_ms(request)
     user_id, epoch = _buyer(request)
     admission = request.app[ADMISSION]
     await admission.check_session(user_id, epoch)
-    return envelope(await admission.result(id_of(request), user_id))
+    answer = await admission.result(id_of(request), user_id)
+    if answer["status"] == "queued" and wait_ms:
+        outcome = await request.app[OUTCOMES].wait(answer["request_id"], wait_ms / 1000)
+        if outcome is not None:
+            answer = seckill.result_json(answer["request_id"], outcome)
+    return envelope(answer)
 
 
 @routes.get(r"/api/seckill/{id:\d+}/live")

@@ -56,7 +56,7 @@ async def _earlier_result(ctx, sale_id: int, user_id: int) -> dict[str, Any] | N
     result = await seckill.purchase_result(ctx, sale_id, user_id)
     if result["status"] == "none":
         return None
-    if result["status"] == "success":
+    if "order_id" in result:  # success, or an order cancelled since (failed / cancelled)
         try:
             order = await orders.get_order(ctx, result["order_id"], owner_id=user_id)
         except NotFound:  # the buyer deleted the order from their list
