@@ -11,7 +11,8 @@ from aiohttp import web
 
 from flashsale import metrics, templating
 from flashsale.admission import Admission
-from flashsale.appkeys import ADMISSION, CTX, LIVE_LIMITS, OUTCOMES, SETTINGS
+from flashsale.broadcast import Broadcasts
+from flashsale.appkeys import ADMISSION, BROADCASTS, CTX, LIVE_LIMITS, OUTCOMES, SALE_CACHE, SETTINGS
 from flashsale.consumers import engine_ctx
 from flashsale.context import open_context
 from flashsale.csrf import csrf_middleware
@@ -19,6 +20,7 @@ from flashsale.live_limits import LiveLimits
 from flashsale.middlewares import error_middleware
 from flashsale.outcomes import Outcomes
 from flashsale.routes import setup_routes
+from flashsale.sale_cache import SaleCache
 from flashsale.sessions import SESSIONS, SessionCookies
 from flashsale.settings import ROOT, Settings
 
@@ -51,6 +53,21 @@ async def outcomes_ctx(app: web.Application):
     await asyncio.gather(listener, return_exceptions=True)
 
 
+async def live_ctx(app: web.Application):
+    """The per-process sale cache and the live broadcasters that read through it."""
+    cache = SaleCache(app[CTX])
+    app[SALE_CACHE] = cache
+
+    async def figures(sale_id: int) -> dict:
+        sale = await cache.sale(sale_id)
+        return {"remaining": sale["remaining"], "state": sale["state"], "server_time": await cache.server_time()}
+
+    broadcasts = Broadcasts(figures)
+    app[BROADCASTS] = broadcasts
+    yield
+    await broadcasts.close()
+
+
 def create_app(settings: Settings) -> web.Application:
     sessions = SessionCookies(settings)
     app = web.Application(
@@ -75,6 +92,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(context_ctx)
     app.cleanup_ctx.append(admission_ctx)
     app.cleanup_ctx.append(outcomes_ctx)
+    app.cleanup_ctx.append(live_ctx)
     app.cleanup_ctx.append(engine_ctx)
     setup_routes(app)
     return app

@@ -129,6 +129,11 @@ async def _remaining_many(ctx: Context, sale_ids: list[int]) -> dict[int, int | 
     return {i: (int(v) if v is not None else None) for i, v in zip(sale_ids, values)}
 
 
+async def remaining_of(ctx: Context, sale_id: int) -> int | None:
+    """The sale's remaining stock in Redis, or None while its state is not there."""
+    return (await _remaining_many(ctx, [sale_id]))[sale_id]
+
+
 async def get_sale_row(ctx: Context, sale_id: int) -> dict[str, Any]:
     row = await db.fetch_one(ctx.db, SALE_BY_ID, (sale_id,))
     if row is None:

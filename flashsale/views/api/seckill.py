@@ -7,7 +7,7 @@ import logging
 
 from aiohttp import WSMsgType, web
 
-from flashsale.appkeys import ADMISSION, CTX, LIVE_LIMITS, OUTCOMES
+from flashsale.appkeys import ADMISSION, BROADCASTS, CTX, LIVE_LIMITS, OUTCOMES, SALE_CACHE
 from flashsale.auth import require_admin
 from flashsale.csrf import checks_own_csrf
 from flashsale.errors import CsrfFailed, Unauthenticated, Validation
@@ -23,8 +23,6 @@ log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
 STATES = frozenset({"live", "upcoming", "ended"})
-LIVE_INTERVAL_S = 1.0
-LIVE_KEEPALIVE_S = 15.0
 MAX_WAIT_MS = 10_000
 
 
@@ -47,9 +45,10 @@ async def admin_list_sales(request: web.Request) -> web.Response:
 
 @routes.get(r"/api/seckill/{id:\d+}")
 async def get_sale(request: web.Request) -> web.Response:
-    ctx = request.app[CTX]
-    sale = await seckill.get_sale(ctx, id_of(request))
-    return envelope({**sale, "server_time": await seckill.server_time(ctx)})
+    """From the process's sale cache (at most a second old): no MySQL query per call."""
+    cache = request.app[SALE_CACHE]
+    sale = await cache.sale(id_of(request))
+    return envelope({**sale, "server_time": await cache.server_time()})
 
 
 def _buyer(request: web.Request) -> tuple[int, int]:
@@ -119,33 +118,34 @@ async def result(request: web.Request) -> web.Response:
 
 @routes.get(r"/api/seckill/{id:\d+}/live")
 async def live(request: web.Request) -> web.StreamResponse:
-    """WebSocket: `{remaining, state, server_time}` whenever it changes, at most once a second."""
-    ctx = request.app[CTX]
+    """WebSocket: `{remaining, state, server_time}` whenever it changes, at most once a second.
+
+    The process's broadcaster for the sale reads the figures once a second for all its sockets
+    (broadcast.py); a socket costs no MySQL or Redis call of its own."""
     sale_id = id_of(request)
-    await seckill.get_sale_row(ctx, sale_id)
+    await request.app[SALE_CACHE].row(sale_id)  # 404 for an unknown sale
     # over a cap: refused (429 per address, 503 per process) before the upgrade, nothing held
     with request.app[LIVE_LIMITS].hold(request.remote or ""):
-        return await _serve_live(ctx, request, sale_id)
+        return await _serve_live(request, sale_id)
 
 
-async def _serve_live(ctx, request: web.Request, sale_id: int) -> web.WebSocketResponse:
+async def _serve_live(request: web.Request, sale_id: int) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(heartbeat=30.0)
     await ws.prepare(request)
-    last, quiet = None, 0.0
+    broadcasts = request.app[BROADCASTS]
+    feed = broadcasts.join(sale_id)
     reader = asyncio.create_task(_drain(ws))
+    reader.add_done_callback(lambda _task: feed.close())  # the client left: stop waiting
     try:
-        while not ws.closed and not reader.done():
-            sale = await seckill.get_sale(ctx, sale_id)
-            snapshot = (sale["remaining"], sale["state"])
-            if snapshot != last or quiet >= LIVE_KEEPALIVE_S:
-                await ws.send_str(dumps({"remaining": sale["remaining"], "state": sale["state"],
-                                         "server_time": await seckill.server_time(ctx)}).decode())
-                last, quiet = snapshot, 0.0
-            await asyncio.sleep(LIVE_INTERVAL_S)
-            quiet += LIVE_INTERVAL_S
+        while not ws.closed:
+            message = await feed.next()
+            if message is None:
+                break
+            await ws.send_str(message)  # a slow socket waits here alone; its feed keeps the latest
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     finally:
+        broadcasts.leave(sale_id, feed)
         reader.cancel()
         await ws.close()
     return ws
