@@ -8,6 +8,7 @@ import aiohttp_jinja2
 import aiohttp_session
 import jinja2
 from aiohttp import web
+from redis.asyncio import Redis
 
 from flashsale import metrics, templating
 from flashsale.admission import Admission
@@ -16,6 +17,7 @@ from flashsale.appkeys import ADMISSION, BROADCASTS, CTX, LIVE_LIMITS, OUTCOMES,
 from flashsale.consumers import engine_ctx
 from flashsale.context import open_context
 from flashsale.csrf import csrf_middleware
+from flashsale.fast_lane import fast_lane_middleware
 from flashsale.live_limits import LiveLimits
 from flashsale.middlewares import error_middleware
 from flashsale.outcomes import Outcomes
@@ -46,11 +48,16 @@ async def outcomes_ctx(app: web.Application):
     outcomes = Outcomes()
     app[OUTCOMES] = outcomes
     stop = asyncio.Event()
-    listener = asyncio.create_task(outcomes.listen(app[CTX], stop), name="outcome-listener")
+    ctx = app[CTX]
+    redis = Redis.from_url(ctx.settings.redis_url, decode_responses=True, socket_connect_timeout=2,
+                           health_check_interval=30)
+    listener = asyncio.create_task(outcomes.listen(redis, ctx.keys.outcomes_channel(), stop),
+                                   name="outcome-listener")
     yield
     stop.set()
     listener.cancel()
     await asyncio.gather(listener, return_exceptions=True)
+    await redis.aclose()
 
 
 async def live_ctx(app: web.Application):
@@ -83,6 +90,7 @@ def create_app(settings: Settings) -> web.Application:
     app[LIVE_LIMITS] = LiveLimits(settings.ws_per_client, settings.ws_per_process)
     app[SESSIONS] = sessions
     metrics.setup(app)
+    app.middlewares.insert(0, fast_lane_middleware)  # outermost: hot routes skip the rest
     aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(str(ROOT / "templates")),

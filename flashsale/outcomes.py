@@ -85,12 +85,13 @@ class Outcomes:
         if isinstance(outcomes, dict):
             self.resolve(outcomes)
 
-    async def listen(self, ctx, stop: asyncio.Event) -> None:
-        """The process's one subscription to the outcome channel."""
+    async def listen(self, redis, channel: str, stop: asyncio.Event) -> None:
+        """The process's one subscription to the outcome channel (on a connection of its own,
+        apart from the request pool)."""
         while not stop.is_set():
             try:
-                async with ctx.redis.pubsub(ignore_subscribe_messages=True) as pubsub:
-                    await pubsub.subscribe(ctx.keys.outcomes_channel())
+                async with redis.pubsub(ignore_subscribe_messages=True) as pubsub:
+                    await pubsub.subscribe(channel)
                     self.subscribed.set()
                     while not stop.is_set():
                         message = await pubsub.get_message(timeout=1.0)

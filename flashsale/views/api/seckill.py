@@ -10,7 +10,9 @@ from aiohttp import WSMsgType, web
 from flashsale.appkeys import ADMISSION, BROADCASTS, CTX, LIVE_LIMITS, OUTCOMES, SALE_CACHE
 from flashsale.auth import require_admin
 from flashsale.csrf import checks_own_csrf
-from flashsale.errors import CsrfFailed, Unauthenticated, Validation
+from flashsale.errors import CsrfFailed, Refusal, Unauthenticated, Validation
+from flashsale.fast_lane import fast_lane, refusal_response, sold_out_response
+from flashsale.metrics import count_admission
 from flashsale.jsonio import dumps, page_data
 from flashsale.services import seckill
 from flashsale.services.orders import PAYMENT_METHODS
@@ -61,31 +63,40 @@ def _buyer(request: web.Request) -> tuple[int, int]:
 
 @routes.post(r"/api/seckill/{id:\d+}/purchase")
 @checks_own_csrf
+@fast_lane
 async def purchase(request: web.Request) -> web.Response:
-    """Session, CSRF, body, sold-out flag, buyer checks (one batched HMGET), then admit.lua."""
-    sale_id = id_of(request)
-    session = read_session_fast(request)
-    if not session or "uid" not in session:
-        raise Unauthenticated()
-    expected, given = session.get("csrf"), request.headers.get("X-CSRF-Token")
-    if not expected or not given or not hmac.compare_digest(expected.encode(), given.encode()):
-        raise CsrfFailed()
-    body = await read_json(request)
-    address_id, method = body.get("address_id"), body.get("payment_method")
-    errors = {}
-    if isinstance(address_id, str) and address_id.isdigit():
-        address_id = int(address_id)
-    if not isinstance(address_id, int) or isinstance(address_id, bool) or not 0 < address_id < 2**63:
-        errors["address_id"] = "Choose one of your own addresses."
-    if method not in PAYMENT_METHODS:
-        errors["payment_method"] = "Must be one of: alipay, card, wechat."
-    if errors:
-        raise Validation(errors)
-    admission = request.app[ADMISSION]
-    user_id = int(session["uid"])
-    if not admission.is_sold_out(sale_id):
+    """Session, CSRF, body, sold-out flag, buyer checks (one batched HMGET), then admit.lua.
+
+    In the fast lane (fast_lane.py): no middleware but the error one; refusals are answered here,
+    the sold-out one from prebuilt bytes without a Redis call."""
+    try:
+        sale_id = id_of(request)
+        session = read_session_fast(request)
+        if not session or "uid" not in session:
+            raise Unauthenticated()
+        expected, given = session.get("csrf"), request.headers.get("X-CSRF-Token")
+        if not expected or not given or not hmac.compare_digest(expected.encode(), given.encode()):
+            raise CsrfFailed()
+        body = await read_json(request)
+        address_id, method = body.get("address_id"), body.get("payment_method")
+        errors = {}
+        if isinstance(address_id, str) and address_id.isdigit():
+            address_id = int(address_id)
+        if not isinstance(address_id, int) or isinstance(address_id, bool) or not 0 < address_id < 2**63:
+            errors["address_id"] = "Choose one of your own addresses."
+        if method not in PAYMENT_METHODS:
+            errors["payment_method"] = "Must be one of: alipay, card, wechat."
+        if errors:
+            raise Validation(errors)
+        admission = request.app[ADMISSION]
+        if admission.is_sold_out(sale_id):
+            count_admission("sold_out")
+            return sold_out_response()
+        user_id = int(session["uid"])
         await admission.check_session(user_id, int(session.get("ep", -1)), address_id=address_id)
-    request_id = await admission.admit(sale_id, user_id, address_id, method)
+        request_id = await admission.admit(sale_id, user_id, address_id, method)
+    except Refusal as exc:
+        return refusal_response(exc)
     return envelope({"status": "queued", "request_id": request_id}, status=202, msg="queued")
 
 
