@@ -13,7 +13,7 @@ from flashsale.csrf import checks_own_csrf
 from flashsale.errors import CsrfFailed, Refusal, Unauthenticated, Validation
 from flashsale.fast_lane import fast_lane, refusal_response, sold_out_response
 from flashsale.metrics import count_admission
-from flashsale.jsonio import dumps, page_data
+from flashsale.jsonio import page_data
 from flashsale.services import seckill
 from flashsale.services.orders import PAYMENT_METHODS
 from flashsale.sessions import read_session_fast
