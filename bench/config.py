@@ -82,6 +82,8 @@ class BenchConfig:
             "FLASHSALE_SCRYPT_R": str(BENCH_SCRYPT["scrypt_r"]),
             "FLASHSALE_SCRYPT_P": str(BENCH_SCRYPT["scrypt_p"]),
             "FLASHSALE_ACCESS_LOG": "false",
+            # every watcher socket comes from 127.0.0.1: the per-address cap would refuse all but a few
+            "FLASHSALE_WS_PER_CLIENT": "1000000",
         }
 
     def public(self) -> dict[str, object]:

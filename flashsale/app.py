@@ -1,22 +1,28 @@
 """The app factory: one web.Application for run.py and the tests alike."""
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import aiohttp_jinja2
 import aiohttp_session
 import jinja2
 from aiohttp import web
+from redis.asyncio import Redis
 
 from flashsale import metrics, security_headers, templating
 from flashsale.admission import Admission
-from flashsale.appkeys import ADMISSION, CTX, LIVE_LIMITS, SETTINGS
+from flashsale.broadcast import Broadcasts
+from flashsale.appkeys import ADMISSION, BROADCASTS, CTX, LIVE_LIMITS, OUTCOMES, SALE_CACHE, SETTINGS
 from flashsale.consumers import engine_ctx
 from flashsale.context import open_context
 from flashsale.csrf import csrf_middleware
+from flashsale.fast_lane import fast_lane_middleware
 from flashsale.live_limits import LiveLimits
 from flashsale.middlewares import error_middleware
+from flashsale.outcomes import Outcomes
 from flashsale.routes import setup_routes
+from flashsale.sale_cache import SaleCache
 from flashsale.sessions import SESSIONS, SessionCookies
 from flashsale.settings import ROOT, Settings
 
@@ -37,6 +43,38 @@ async def admission_ctx(app: web.Application):
     await admission.close()
 
 
+async def outcomes_ctx(app: web.Application):
+    """The waiter table of buyers long-polling their outcome, and its one subscription."""
+    outcomes = Outcomes()
+    app[OUTCOMES] = outcomes
+    stop = asyncio.Event()
+    ctx = app[CTX]
+    redis = Redis.from_url(ctx.settings.redis_url, decode_responses=True, socket_connect_timeout=2,
+                           health_check_interval=30)
+    listener = asyncio.create_task(outcomes.listen(redis, ctx.keys.outcomes_channel(), stop),
+                                   name="outcome-listener")
+    yield
+    stop.set()
+    listener.cancel()
+    await asyncio.gather(listener, return_exceptions=True)
+    await redis.aclose()
+
+
+async def live_ctx(app: web.Application):
+    """The per-process sale cache and the live broadcasters that read through it."""
+    cache = SaleCache(app[CTX])
+    app[SALE_CACHE] = cache
+
+    async def figures(sale_id: int) -> dict:
+        sale = await cache.sale(sale_id)
+        return {"remaining": sale["remaining"], "state": sale["state"], "server_time": await cache.server_time()}
+
+    broadcasts = Broadcasts(figures)
+    app[BROADCASTS] = broadcasts
+    yield
+    await broadcasts.close()
+
+
 def create_app(settings: Settings) -> web.Application:
     sessions = SessionCookies(settings)
     app = web.Application(
@@ -53,6 +91,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SESSIONS] = sessions
     metrics.setup(app)
     security_headers.setup(app)
+    app.middlewares.insert(0, fast_lane_middleware)  # outermost: hot routes skip the rest
     aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(str(ROOT / "templates")),
@@ -61,6 +100,8 @@ def create_app(settings: Settings) -> web.Application:
     templating.add_filters(aiohttp_jinja2.get_env(app))
     app.cleanup_ctx.append(context_ctx)
     app.cleanup_ctx.append(admission_ctx)
+    app.cleanup_ctx.append(outcomes_ctx)
+    app.cleanup_ctx.append(live_ctx)
     app.cleanup_ctx.append(engine_ctx)
     setup_routes(app)
     return app

@@ -19,7 +19,7 @@ from asyncmy.errors import InterfaceError, OperationalError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
-from flashsale import db, metrics
+from flashsale import db, metrics, outcomes
 from flashsale.admission import Admission
 from flashsale.appkeys import ADMISSION, CTX, ENGINE
 from flashsale.context import STALE_SAFE, Context
@@ -150,7 +150,10 @@ class SaleWorker:
             async with redis.pipeline(transaction=False) as pipe:
                 for home, mapping in by_home.items():
                     pipe.hset(k.sale_results(self.sale_id, home), mapping=mapping)
+                results = {rid: f"success:{oid}" for rid, oid in outcome.orders.items()}
                 pipe.xack(self.stream, self.group, *outcome.acked)
+                # one notice per batch: every process resolves its buyers waiting on /result
+                pipe.publish(k.outcomes_channel(), outcomes.publish_message(self.sale_id, results))
                 await pipe.execute()
         for entry, reason in outcome.failed:
             await self.fail(entry, reason, deliveries.get(entry.entry_id, 1))

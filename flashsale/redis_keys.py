@@ -82,6 +82,10 @@ class Keys:
         """pub/sub channel: a sale's stock came back, clear local sold-out flags."""
         return f"{self.prefix}fs:stock_returned"
 
+    def outcomes_channel(self) -> str:
+        """pub/sub channel: one notice per committed batch (sale, request ids and outcomes)."""
+        return f"{self.prefix}fs:outcomes"
+
     def consumer_group(self) -> str:
         return "orders"
 

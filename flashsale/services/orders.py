@@ -12,7 +12,7 @@ from redis.exceptions import RedisError
 from flashsale import db
 from flashsale.context import Context
 from flashsale.errors import BadStatus, Expired, NotFound, OutOfStock, TooManyPending, Validation
-from flashsale.services import seckill_state
+from flashsale.services import seckill, seckill_state
 from flashsale.services.goods_photos import photo_url
 from flashsale.services import addresses
 from flashsale.bodies import Body, Field
@@ -116,9 +116,9 @@ LOCK_SALE_ROW = "SELECT id FROM flash_sales WHERE id = %s FOR UPDATE"
 LOCK_GOODS_ROW = "SELECT id FROM goods WHERE id = %s FOR UPDATE"
 # -> the order to cancel, locked so that two cancels queue and the second sees 'cancelled'
 LOCK_ORDER = """
-SELECT id, user_id, status, goods_id, flash_sale_id, quantity FROM orders WHERE id = %s FOR UPDATE"""
+SELECT id, user_id, status, goods_id, flash_sale_id, quantity, request_id FROM orders WHERE id = %s FOR UPDATE"""
 LOCK_OWN_ORDER = """
-SELECT id, user_id, status, goods_id, flash_sale_id, quantity FROM orders
+SELECT id, user_id, status, goods_id, flash_sale_id, quantity, request_id FROM orders
  WHERE id = %s AND user_id = %s AND deleted_by_user = 0 FOR UPDATE"""
 # 1: cancelled by this call (only from the status the lock saw); 0: lost a race
 CANCEL_ORDER = """
@@ -379,6 +379,11 @@ async def cancel_order(ctx: Context, order_id: int, *, owner_id: int | None, act
         except RedisError:
             # the cancel stands (MySQL holds the truth); say so loudly rather than answer a failure
             log.exception("order %s cancelled but its units did not reach sale %s in Redis", order_id, sale_id)
+        if order.get("request_id"):
+            try:
+                await seckill.mark_cancelled(ctx, sale_id, order["user_id"], order["request_id"], order_id)
+            except RedisError:
+                log.exception("order %s cancelled but its purchase result still says success", order_id)
     return await _order(ctx, order_id)
 
 

@@ -128,6 +128,11 @@ async def _remaining_many(ctx: Context, rows: list[dict[str, Any]]) -> dict[int,
     return await seckill_state.remaining_of(ctx, [(r["id"], seckill_state.shard_count(r)) for r in rows])
 
 
+async def remaining_of(ctx: Context, row: dict[str, Any]) -> int | None:
+    """The sale's remaining stock in Redis (summed over its shards), or None while its state is not there."""
+    return (await _remaining_many(ctx, [row]))[row["id"]]
+
+
 async def get_sale_row(ctx: Context, sale_id: int) -> dict[str, Any]:
     row = await db.fetch_one(ctx.db, SALE_BY_ID, (sale_id,))
     if row is None:
@@ -271,11 +276,45 @@ async def units_held(ctx: Context, sale_id: int, user_id: int) -> int:
     return int(await db.fetch_value(ctx.db, UNITS_OF_USER, (sale_id, user_id)))
 
 
+async def buyer_state(ctx: Context, sale_id: int, shards: int,
+                      user_id: int) -> tuple[bool, str | None, str | None, int]:
+    """From the sale's warm state in Redis: (warm, the buyer's latest request id, its outcome,
+    units held), read on the buyer's home shard, where admission keeps them."""
+    k = ctx.keys
+    home = home_shard(user_id, shards)
+    async with ctx.redis.pipeline(transaction=False) as pipe:
+        pipe.hget(k.sale_user_request(sale_id, home), user_id)
+        pipe.hget(k.sale_buyers(sale_id, home), user_id)
+        pipe.exists(k.sale_window(sale_id))
+        request_id, held_raw, warm = await pipe.execute()
+    outcome = None
+    if warm and request_id is not None:
+        outcome = await ctx.redis.hget(k.sale_results(sale_id, home), request_id)
+    return bool(warm), request_id, outcome, int(held_raw or 0)
+
+
+async def mark_cancelled(ctx: Context, sale_id: int, user_id: int, request_id: str, order_id: int) -> None:
+    """The purchase's result reads `failed` / `cancelled` (with its order id) once its order is cancelled,
+    on the buyer's home shard, where /result reads it.
+
+    The expiry is set only when the hash has none (NX): an ended sale's keys keep their own."""
+    k = ctx.keys
+    results = k.sale_results(sale_id, home_shard(user_id, await seckill_state.shards_in_redis(ctx, sale_id) or 1))
+    async with ctx.redis.pipeline(transaction=False) as pipe:
+        pipe.hset(results, request_id, f"cancelled:{order_id}")
+        pipe.expire(results, ctx.settings.sale_state_keep_s, nx=True)
+        await pipe.execute()
+
+
 def result_json(request_id: str, outcome: str | None) -> dict[str, Any]:
+    """`queued`, `success` with the order, `failed` with the reason; an order cancelled after it was
+    made reads `failed`, reason `cancelled`, with its order id."""
     if outcome is None:
         return {"status": "queued", "request_id": request_id}
     status, _, detail = outcome.partition(":")
     if status == "success":
         return {"status": "success", "request_id": request_id, "order_id": int(detail)}
+    if status == "cancelled":
+        return {"status": "failed", "request_id": request_id, "reason": "cancelled", "order_id": int(detail)}
     return {"status": "failed", "request_id": request_id, "reason": detail}
 

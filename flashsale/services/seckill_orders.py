@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from flashsale import db
+from flashsale import db, outcomes
 from flashsale.context import Context
 
 # Batches of one sale take its row lock first: they and the dead-lettering of an entry then
@@ -173,6 +173,7 @@ async def dead_letter(ctx: Context, sale_id: int, entry: Entry, reason: str, del
             keys=[k.sale_buyers(sale_id, entry.home), k.sale_results(sale_id, entry.home),
                   k.sale_stats(sale_id, entry.home)],
             args=[entry.user_id, 1 if given_back else 0, entry.request_id, f"failed:{reason}", ""])
+    await outcomes.publish(ctx, sale_id, {entry.request_id: f"failed:{reason}"})
     if given_back:
         await ctx.redis.publish(k.stock_channel(), sale_id)
     return bool(given_back)

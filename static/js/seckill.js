@@ -235,8 +235,10 @@
     startPayCountdown();
   }
 
-  // --- result polling with back-off -------------------------------------------------------------
-  const DELAYS_MS = [300, 500, 1000, 2000];
+  // --- the outcome: one long-poll, held by the server until the batch commits ----------------------
+  const WAIT_MS = 10000;       // the server holds the answer up to this long
+  const LONG_POLLS = 2;        // still queued after the first wait: ask once more
+  const RETRY_MS = 1000;       // after a network error or a 503
   const POLL_LIMIT_MS = 30000;
 
   function pollResult() {
@@ -244,23 +246,27 @@
     refreshButton();
     say("info", M.queued, { spin: true });
     const began = Date.now();
-    let n = 0;
+    let waits = 0;
     const done = () => { busy = false; refreshButton(); };
     async function step() {
       let r = null;
-      try { r = await FS.api("GET", "/api/seckill/" + id + "/result"); } catch (e) { r = null; }
+      try {
+        r = await FS.api("GET", "/api/seckill/" + id + "/result?wait_ms=" + WAIT_MS);
+      } catch (e) { r = null; }
       if (r && r.code === 401) { window.location.assign(loginUrl); return; }
       const d = r && r.code === 200 ? r.data : null;
       if (d && d.status === "success") { done(); showSuccess(d.order_id); return; }
       if (d && d.status === "failed") { done(); say("warning", M[d.reason] || M.failed); return; }
-      if (Date.now() - began >= POLL_LIMIT_MS) {
+      if (d) waits++;
+      if (waits >= LONG_POLLS || Date.now() - began >= POLL_LIMIT_MS) {
         done();
         say("warning", M.slow, { action: { text: "Check again", run: pollResult } });
         return;
       }
-      window.setTimeout(step, DELAYS_MS[Math.min(n++, DELAYS_MS.length - 1)]);
+      // held and still queued: ask again at once; an error: after a pause
+      window.setTimeout(step, d ? 0 : RETRY_MS);
     }
-    window.setTimeout(step, DELAYS_MS[n++]);
+    step();
   }
 
   // --- the purchase -----------------------------------------------------------------------------

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from flashsale.appkeys import CTX
+from flashsale.appkeys import CTX, SALE_CACHE
 from flashsale.auth import require_admin
 from flashsale.services import seckill
 from flashsale.webjson import envelope, read_json
@@ -30,10 +30,13 @@ async def get_sale(request: web.Request) -> web.Response:
 async def update_sale(request: web.Request) -> web.Response:
     await require_admin(request)
     sale = await seckill.update_sale(request.app[CTX], id_of(request), await read_json(request))
+    request.app[SALE_CACHE].forget(sale["id"])
     return envelope(sale, msg="sale updated")
 
 
 @routes.post(r"/api/admin/seckill/{id:[0-9]{1,18}}/cancel")
 async def cancel_sale(request: web.Request) -> web.Response:
     await require_admin(request)
-    return envelope(await seckill.cancel_sale(request.app[CTX], id_of(request)), msg="sale cancelled")
+    sale = await seckill.cancel_sale(request.app[CTX], id_of(request))
+    request.app[SALE_CACHE].forget(sale["id"])
+    return envelope(sale, msg="sale cancelled")

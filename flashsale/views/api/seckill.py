@@ -6,11 +6,13 @@ import logging
 
 from aiohttp import WSMsgType, web
 
-from flashsale.appkeys import ADMISSION, CTX, LIVE_LIMITS
+from flashsale.appkeys import ADMISSION, BROADCASTS, CTX, LIVE_LIMITS, OUTCOMES, SALE_CACHE
 from flashsale.auth import require_admin
 from flashsale.csrf import checks_own_csrf, token_matches
-from flashsale.errors import CsrfFailed, Unauthenticated, Validation
-from flashsale.jsonio import dumps, page_data
+from flashsale.errors import CsrfFailed, Refusal, Unauthenticated, Validation
+from flashsale.fast_lane import fast_lane, refusal_response, sold_out_response
+from flashsale.jsonio import page_data
+from flashsale.metrics import count_admission
 from flashsale.services import seckill
 from flashsale.services.orders import PAYMENT_METHODS
 from flashsale.sessions import read_session_fast
@@ -22,8 +24,7 @@ log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
 STATES = frozenset({"live", "upcoming", "ended"})
-LIVE_INTERVAL_S = 1.0
-LIVE_KEEPALIVE_S = 15.0
+MAX_WAIT_MS = 10_000
 
 
 @routes.get("/api/seckill")
@@ -45,9 +46,10 @@ async def admin_list_sales(request: web.Request) -> web.Response:
 
 @routes.get(r"/api/seckill/{id:[0-9]{1,18}}")
 async def get_sale(request: web.Request) -> web.Response:
-    ctx = request.app[CTX]
-    sale = await seckill.get_sale(ctx, id_of(request))
-    return envelope({**sale, "server_time": await seckill.server_time(ctx)})
+    """From the process's sale cache (at most a second old): no MySQL query per call."""
+    cache = request.app[SALE_CACHE]
+    sale = await cache.sale(id_of(request))
+    return envelope({**sale, "server_time": await cache.server_time()})
 
 
 def _buyer(request: web.Request) -> tuple[int, int, str | None]:
@@ -60,72 +62,101 @@ def _buyer(request: web.Request) -> tuple[int, int, str | None]:
 
 @routes.post(r"/api/seckill/{id:[0-9]{1,18}}/purchase")
 @checks_own_csrf
+@fast_lane
 async def purchase(request: web.Request) -> web.Response:
-    """Session, CSRF, body, sold-out flag, buyer checks (one batched HMGET), then admit.lua."""
-    sale_id = id_of(request)
-    session = read_session_fast(request)
-    if not session or "uid" not in session:
-        raise Unauthenticated()
-    expected, given = session.get("csrf"), request.headers.get("X-CSRF-Token")
-    if not token_matches(expected, given):
-        raise CsrfFailed()
-    body = await read_json(request)
-    address_id, method = body.get("address_id"), body.get("payment_method")
-    errors = {}
-    if isinstance(address_id, str) and address_id.isascii() and address_id.isdigit() and len(address_id) <= 18:
-        address_id = int(address_id)
-    if not isinstance(address_id, int) or isinstance(address_id, bool) or not 0 < address_id < 2**63:
-        errors["address_id"] = "Choose one of your own addresses."
-    if not isinstance(method, str) or method not in PAYMENT_METHODS:  # a list is unhashable
-        errors["payment_method"] = "Must be one of: alipay, card, wechat."
-    if errors:
-        raise Validation(errors)
-    admission = request.app[ADMISSION]
-    user_id = int(session["uid"])
-    if not admission.is_sold_out(sale_id):
+    """Session, CSRF, body, sold-out flag, buyer checks (one batched HMGET), then admit.lua.
+
+    In the fast lane (fast_lane.py): no middleware but the error one; refusals are answered here,
+    the sold-out one from prebuilt bytes without a Redis call."""
+    try:
+        sale_id = id_of(request)
+        session = read_session_fast(request)
+        if not session or "uid" not in session:
+            raise Unauthenticated()
+        expected, given = session.get("csrf"), request.headers.get("X-CSRF-Token")
+        if not token_matches(expected, given):
+            raise CsrfFailed()
+        body = await read_json(request)
+        address_id, method = body.get("address_id"), body.get("payment_method")
+        errors = {}
+        if isinstance(address_id, str) and address_id.isascii() and address_id.isdigit() and len(address_id) <= 18:
+            address_id = int(address_id)
+        if not isinstance(address_id, int) or isinstance(address_id, bool) or not 0 < address_id < 2**63:
+            errors["address_id"] = "Choose one of your own addresses."
+        if not isinstance(method, str) or method not in PAYMENT_METHODS:  # a list is unhashable
+            errors["payment_method"] = "Must be one of: alipay, card, wechat."
+        if errors:
+            raise Validation(errors)
+        admission = request.app[ADMISSION]
+        if admission.is_sold_out(sale_id):
+            count_admission("sold_out")
+            return sold_out_response()
+        user_id = int(session["uid"])
         await admission.check_session(user_id, int(session.get("ep", -1)), session.get("sid"),
                                       address_id=address_id)
-    request_id = await admission.admit(sale_id, user_id, address_id, method)
+        request_id = await admission.admit(sale_id, user_id, address_id, method)
+    except Refusal as exc:
+        return refusal_response(exc)
     return envelope({"status": "queued", "request_id": request_id}, status=202, msg="queued")
+
+
+def _wait_ms(request: web.Request) -> int:
+    raw = request.query.get("wait_ms")
+    if raw is None or raw == "":
+        return 0
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 5 or int(raw) > MAX_WAIT_MS:
+        raise Validation({"wait_ms": f"Must be a whole number of milliseconds from 0 to {MAX_WAIT_MS}."})
+    return int(raw)
 
 
 @routes.get(r"/api/seckill/{id:[0-9]{1,18}}/result")
 async def result(request: web.Request) -> web.Response:
+    """The latest purchase's outcome; with wait_ms, held until it is final or the wait ends.
+
+    The outcome is read once; a queued one then waits on this process's waiter table, which the
+    one notice per committed batch resolves (outcomes.py): no Redis call while waiting."""
+    wait_ms = _wait_ms(request)
     user_id, epoch, sid = _buyer(request)
     admission = request.app[ADMISSION]
     await admission.check_session(user_id, epoch, sid)
-    return envelope(await admission.result(id_of(request), user_id))
+    answer = await admission.result(id_of(request), user_id)
+    if answer["status"] == "queued" and wait_ms:
+        outcome = await request.app[OUTCOMES].wait(answer["request_id"], wait_ms / 1000)
+        if outcome is not None:
+            answer = seckill.result_json(answer["request_id"], outcome)
+    return envelope(answer)
 
 
 @routes.get(r"/api/seckill/{id:[0-9]{1,18}}/live")
 async def live(request: web.Request) -> web.StreamResponse:
-    """WebSocket: `{remaining, state, server_time}` whenever it changes, at most once a second."""
-    ctx = request.app[CTX]
+    """WebSocket: `{remaining, state, server_time}` whenever it changes, at most once a second.
+
+    The process's broadcaster for the sale reads the figures once a second for all its sockets
+    (broadcast.py); a socket costs no MySQL or Redis call of its own."""
     sale_id = id_of(request)
-    await seckill.get_sale_row(ctx, sale_id)
+    await request.app[SALE_CACHE].row(sale_id)  # 404 for an unknown sale
     # over a cap: refused (429 per address, 503 per process) before the upgrade, nothing held
     with request.app[LIVE_LIMITS].hold(request.remote or ""):
-        return await _serve_live(ctx, request, sale_id)
+        return await _serve_live(request, sale_id)
 
 
-async def _serve_live(ctx, request: web.Request, sale_id: int) -> web.WebSocketResponse:
+async def _serve_live(request: web.Request, sale_id: int) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(heartbeat=30.0)
     await ws.prepare(request)
-    last, quiet = None, 0.0
+    broadcasts = request.app[BROADCASTS]
+    feed = broadcasts.join(sale_id)
     reader = asyncio.create_task(_drain(ws))
+    reader.add_done_callback(lambda _task: feed.close())  # the client left: stop waiting
     try:
-        while not ws.closed and not reader.done():
-            sale = await seckill.get_sale(ctx, sale_id)
-            snapshot = (sale["remaining"], sale["state"])
-            if snapshot != last or quiet >= LIVE_KEEPALIVE_S:
-                await ws.send_str(dumps({"remaining": sale["remaining"], "state": sale["state"],
-                                         "server_time": await seckill.server_time(ctx)}).decode())
-                last, quiet = snapshot, 0.0
-            await asyncio.sleep(LIVE_INTERVAL_S)
-            quiet += LIVE_INTERVAL_S
+        while not ws.closed:
+            message = await feed.next()
+            if message is None:
+                break
+            await ws.send_str(message)  # a slow socket waits here alone; its feed keeps the latest
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     finally:
+        broadcasts.leave(sale_id, feed)
         reader.cancel()
         await ws.close()
     return ws

@@ -6,7 +6,7 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from flashsale.appkeys import CTX
+from flashsale.appkeys import CTX, SALE_CACHE
 from flashsale.auth import current_user
 from flashsale.errors import NotFound
 from flashsale.jsonio import page_data
@@ -51,12 +51,14 @@ async def sales_page(request: web.Request):
             "link_query": {"state": tab} if tab else {}, "server_time": await seckill.server_time(ctx)}
 
 
-async def _earlier_result(ctx, sale_id: int, user_id: int) -> dict[str, Any] | None:
+async def _earlier_result(ctx, sale_id: int, user_id: int,
+                         result: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """The user's last purchase in this sale, with the order's status when it made one."""
-    result = await seckill.purchase_result(ctx, sale_id, user_id)
+    if result is None:
+        result = await seckill.purchase_result(ctx, sale_id, user_id)
     if result["status"] == "none":
         return None
-    if result["status"] == "success":
+    if "order_id" in result:  # success, or an order cancelled since (failed / cancelled)
         try:
             order = await orders.get_order(ctx, result["order_id"], owner_id=user_id)
         except NotFound:  # the buyer deleted the order from their list
@@ -66,11 +68,32 @@ async def _earlier_result(ctx, sale_id: int, user_id: int) -> dict[str, Any] | N
     return result
 
 
+async def _buyer_part(ctx, sale: dict[str, Any], user_id: int) -> tuple[dict[str, Any] | None, int]:
+    """(earlier result, units held) of the buyer: from the sale's Redis state while it is warm.
+
+    A buyer who never bought in a warm sale costs Redis round trips and no MySQL query; one
+    with an order reads it (its status and pay deadline) from MySQL."""
+    sale_id = sale["id"]
+    warm, request_id, outcome, held = await seckill.buyer_state(ctx, sale_id, sale.get("stock_shards", 1), user_id)
+    if not warm or (request_id is None and held > 0):
+        # cold, or rebuilt from MySQL (the request log is gone): MySQL knows
+        earlier = await _earlier_result(ctx, sale_id, user_id)
+        return earlier, await seckill.units_held(ctx, sale_id, user_id)
+    if request_id is None:
+        return None, 0
+    earlier = await _earlier_result(ctx, sale_id, user_id, seckill.result_json(request_id, outcome))
+    if outcome is None:  # a unit still queued counts in the buyers hash, not yet in an order
+        held = await seckill.units_held(ctx, sale_id, user_id)
+    return earlier, held
+
+
 @routes.get(r"/seckill/{id:[0-9]{1,18}}", name="sale")
 async def sale_page(request: web.Request) -> web.Response:
+    """A warm sale comes from the process's sale cache; the buyer's part from Redis (_buyer_part)."""
     ctx = request.app[CTX]
+    cache = request.app[SALE_CACHE]
     try:
-        sale = await seckill.get_sale(ctx, id_of(request))
+        sale = await cache.sale(id_of(request))
     except NotFound:
         return aiohttp_jinja2.render_template("seckill/missing.html", request, {}, status=404)
     user = await current_user(request)
@@ -78,10 +101,9 @@ async def sale_page(request: web.Request) -> web.Response:
     earlier = None
     held = 0
     if user is not None:
-        book = await addresses.list_addresses(ctx, user.id)  # default first
-        earlier = await _earlier_result(ctx, sale["id"], user.id)
-        held = await seckill.units_held(ctx, sale["id"], user.id)
-    now = await seckill.server_time(ctx)
+        book = await addresses.list_addresses_cached(ctx, user.id)  # default first
+        earlier, held = await _buyer_part(ctx, sale, user.id)
+    now = await cache.server_time()
     pay_left_s = None
     if earlier and earlier.get("order_status") == "pending" and earlier.get("pay_deadline"):
         pay_left_s = max(0, int((earlier["pay_deadline"] - now.replace(tzinfo=None)).total_seconds()))

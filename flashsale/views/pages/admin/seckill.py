@@ -7,7 +7,7 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from flashsale.appkeys import CTX
+from flashsale.appkeys import CTX, SALE_CACHE
 from flashsale.errors import NotFound, Refusal, Validation
 from flashsale.jsonio import page_data, parse_time
 from flashsale.services import admin_stats, catalog, seckill
@@ -142,6 +142,7 @@ async def update_sale(request: web.Request) -> web.Response:
     form = await form_body(request)
     try:
         await seckill.update_sale(ctx, sale["id"], sale_body(form))
+        request.app[SALE_CACHE].forget(sale["id"])
     except Refusal as exc:
         errors = exc.errors if isinstance(exc, Validation) else {}
         sale = await seckill.get_sale(ctx, sale["id"])  # its state may have moved on meanwhile
@@ -155,6 +156,10 @@ async def update_sale(request: web.Request) -> web.Response:
 async def cancel_sale(request: web.Request) -> web.Response:
     await admin_page(request)
     body = await form_body(request)
-    return await act(request, seckill.cancel_sale(request.app[CTX], id_of(request)),
+    async def cancel():
+        await seckill.cancel_sale(request.app[CTX], id_of(request))
+        request.app[SALE_CACHE].forget(id_of(request))  # its pages show the cancel at once
+
+    return await act(request, cancel(),
                      "Flash sale cancelled: no new purchases; orders already made stay.",
                      back_to(body, "/admin/seckill"))

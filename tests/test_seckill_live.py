@@ -1,0 +1,114 @@
+"""Watchers for free and the sale page under a refresh storm: one read per sale per second per process."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from flashsale import broadcast
+from flashsale.appkeys import BROADCASTS, CTX, SALE_CACHE
+from flashsale.broadcast import Broadcasts
+
+from tests.support.auth import login, session_cookie
+from tests.support.factory import Factory
+from tests.support.seckill import buyers, make_sale
+from tests.support.waiting import wait_until
+
+
+async def test_many_sockets_share_one_read_per_second_and_the_broadcaster_stops_after_the_last(
+        aiohttp_client, make_app):
+    client = await aiohttp_client(make_app(ws_per_client=100))
+    ctx = client.app[CTX]
+    sale = await make_sale(ctx, Factory(ctx), stock=7)
+    cache = client.app[SALE_CACHE]
+    sockets = [await client.ws_connect(f"/api/seckill/{sale['id']}/live") for _ in range(30)]
+    first = await asyncio.gather(*(ws.receive_json(timeout=5) for ws in sockets))
+    assert all(m["remaining"] == 7 and m["state"] == "live" and m["server_time"].endswith("Z") for m in first)
+    reads_before = cache.reads
+    await asyncio.sleep(3.2)
+    # 30 sockets for 3.2 s: the sale was read at most once a second (4 with the edges), not 30 times a second
+    assert cache.reads - reads_before <= 4, cache.reads - reads_before
+    assert list(client.app[BROADCASTS].sales) == [sale["id"]]
+    for ws in sockets:
+        await ws.close()
+    await wait_until(lambda: not client.app[BROADCASTS].sales, what="the broadcaster stops")
+
+
+async def test_stock_change_reaches_every_socket(client, ctx, factory):
+    sale = await make_sale(ctx, factory, stock=7)
+    sockets = [await client.ws_connect(f"/api/seckill/{sale['id']}/live") for _ in range(5)]
+    await asyncio.gather(*(ws.receive_json(timeout=5) for ws in sockets))
+    await ctx.redis.decrby(ctx.keys.sale_stock(sale["id"]), 2)
+    later = await asyncio.gather(*(ws.receive_json(timeout=5) for ws in sockets))
+    assert [m["remaining"] for m in later] == [5] * 5
+    for ws in sockets:
+        await ws.close()
+
+
+async def test_a_slow_socket_never_holds_the_others_back(monkeypatch):
+    monkeypatch.setattr(broadcast, "INTERVAL_S", 0.02)
+    count = 0
+
+    async def read(sale_id):
+        nonlocal count
+        count += 1
+        return {"remaining": 1000 - count, "state": "live", "server_time": "t"}
+
+    broadcasts = Broadcasts(read)
+    slow = broadcasts.join(1)  # never takes its messages, like a socket whose send is stuck
+    fast = [broadcasts.join(1) for _ in range(3)]
+    seen: list[list[str]] = [[] for _ in fast]
+
+    async def consume(feed, into):
+        while len(into) < 10:
+            into.append(await feed.next())
+    await asyncio.wait_for(asyncio.gather(*(consume(f, s) for f, s in zip(fast, seen))), 5)
+    assert all(len(s) == 10 for s in seen)
+    # the slow one holds just the latest figures; the stale ones were dropped, not queued
+    assert slow.dropped >= 9 and f'"remaining":{1000 - count}' in slow.latest
+    for feed in [slow, *fast]:
+        broadcasts.leave(1, feed)
+    assert broadcasts.sales == {}
+
+
+@pytest.fixture
+def mysql_calls(ctx, monkeypatch):
+    """Connections taken from the app's MySQL pool (every query takes one)."""
+    calls = []
+    real = ctx.db.acquire
+    monkeypatch.setattr(ctx.db, "acquire", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    return calls
+
+
+async def test_warm_sale_page_and_json_cost_no_mysql_query_per_view(client, ctx, factory, mysql_calls):
+    sale = await make_sale(ctx, factory, stock=9)
+    [person] = await buyers(ctx, 1)
+    headers, _ = session_cookie(client.app, person["id"])
+    # warm: the first view reads the sale, the buyer's address book
+    assert (await client.get(f"/seckill/{sale['id']}", headers=headers)).status == 200
+    assert (await client.get(f"/api/seckill/{sale['id']}")).status == 200
+    assert mysql_calls  # the spy sees the warm-up reads
+    mysql_calls.clear()
+    for _ in range(20):
+        r = await client.get(f"/seckill/{sale['id']}", headers=headers)
+        html = await r.text()
+        assert r.status == 200 and "Buy now" in html and "Sale Road" in html  # the buyer's own address
+        r = await client.get(f"/api/seckill/{sale['id']}")
+        assert (await r.json())["data"]["remaining"] == 9
+        anonymous = await client.get(f"/seckill/{sale['id']}")
+        assert anonymous.status == 200
+        client.session.cookie_jar.clear()  # the anonymous view's cookie would shadow the buyer's
+    # 60 views: at most the one refresh a second of the sale's row
+    assert len(mysql_calls) <= 2, len(mysql_calls)
+
+
+async def test_an_admin_edit_is_seen_at_once_by_its_process(client, ctx, factory):
+    sale = await make_sale(ctx, factory, stock=9, start_in_s=600)
+    assert (await client.get(f"/api/seckill/{sale['id']}")).status == 200  # cached
+    admin = await factory.user(role="admin")
+    token = await login(client, admin["username"])
+    r = await client.put(f"/api/admin/seckill/{sale['id']}", headers={"X-CSRF-Token": token},
+                         json={"total_stock": 12})
+    assert r.status == 200, await r.text()
+    r = await client.get(f"/api/seckill/{sale['id']}")
+    assert (await r.json())["data"]["total_stock"] == 12
