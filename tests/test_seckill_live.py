@@ -83,7 +83,7 @@ def mysql_calls(ctx, monkeypatch):
 async def test_warm_sale_page_and_json_cost_no_mysql_query_per_view(client, ctx, factory, mysql_calls):
     sale = await make_sale(ctx, factory, stock=9)
     [person] = await buyers(ctx, 1)
-    headers, _ = session_cookie(client.app, person["id"])
+    headers, _ = await session_cookie(client.app, person["id"])
     # warm: the first view reads the sale, the buyer's address book
     assert (await client.get(f"/seckill/{sale['id']}", headers=headers)).status == 200
     assert (await client.get(f"/api/seckill/{sale['id']}")).status == 200

@@ -28,7 +28,7 @@ async def test_long_poll_returns_when_the_batch_commits_not_at_the_deadline(aioh
     ctx = client.app[CTX]
     sale = await make_sale(ctx, Factory(ctx), stock=5)
     [person] = await buyers(ctx, 1)
-    headers, _ = session_cookie(client.app, person["id"])
+    headers, _ = await session_cookie(client.app, person["id"])
     assert (await purchase(client, sale["id"], headers, person["address_id"]))[0] == 202
 
     started = time.monotonic()
@@ -50,7 +50,7 @@ async def test_long_poll_answers_queued_at_the_deadline(aiohttp_client, make_app
     ctx = client.app[CTX]
     sale = await make_sale(ctx, Factory(ctx), stock=5)
     [person] = await buyers(ctx, 1)
-    headers, _ = session_cookie(client.app, person["id"])
+    headers, _ = await session_cookie(client.app, person["id"])
     assert (await purchase(client, sale["id"], headers, person["address_id"]))[0] == 202
     started = time.monotonic()
     status, body = await _result(client, sale["id"], headers, 600)
@@ -66,7 +66,7 @@ async def test_many_waiters_cost_one_subscription_and_no_redis_call_while_waitin
     ctx = client.app[CTX]
     sale = await make_sale(ctx, Factory(ctx), stock=40)
     people = await buyers(ctx, 40)
-    sessions = [session_cookie(client.app, p["id"])[0] for p in people]
+    sessions = [(await session_cookie(client.app, p["id"]))[0] for p in people]
     for person, headers in zip(people, sessions):
         assert (await purchase(client, sale["id"], headers, person["address_id"]))[0] == 202
     await wait_until(client.app[OUTCOMES].subscribed.is_set, what="the outcome subscription")
@@ -98,7 +98,7 @@ async def test_many_waiters_cost_one_subscription_and_no_redis_call_while_waitin
 async def test_wait_ms_out_of_range_is_a_validation_error(client, ctx, factory):
     sale = await make_sale(ctx, factory)
     [person] = await buyers(ctx, 1)
-    headers, _ = session_cookie(client.app, person["id"])
+    headers, _ = await session_cookie(client.app, person["id"])
     for bad in ("-1", "10001", "abc", "1.5"):
         status, body = await _result(client, sale["id"], headers, bad)
         assert (status, body["data"]["reason"]) == (400, "validation"), body
@@ -110,7 +110,7 @@ async def test_wait_ms_out_of_range_is_a_validation_error(client, ctx, factory):
 async def test_result_reflects_an_order_cancelled_later(client, ctx, factory):
     sale = await make_sale(ctx, factory, stock=5)
     [person] = await buyers(ctx, 1)
-    headers, _ = session_cookie(client.app, person["id"])
+    headers, _ = await session_cookie(client.app, person["id"])
     assert (await purchase(client, sale["id"], headers, person["address_id"]))[0] == 202
     status, body = await _result(client, sale["id"], headers, 10_000)
     assert body["data"]["status"] == "success", body
