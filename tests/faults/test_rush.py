@@ -23,8 +23,6 @@ CLIENTS = 32
 GOODS_STOCK = 200  # fewer than the buyers
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 item 1: InnoDB deadlocks (1213) on POST /api/addresses "
-                                       "and other write paths answer 503 unavailable")
 async def test_rush_of_every_write_route(make_shop):
     shop = await make_shop()
     ledger, admin = shop.ledger, shop.admin
