@@ -79,7 +79,9 @@ class BenchConfig:
             "FLASHSALE_SCRYPT_R": str(BENCH_SCRYPT["scrypt_r"]),
             "FLASHSALE_SCRYPT_P": str(BENCH_SCRYPT["scrypt_p"]),
             "FLASHSALE_ACCESS_LOG": "false",
-            "FLASHSALE_REGISTER_IP_LIMIT": "1000000",  # the bench's buyers all register from one address
+            # the bench's buyers and watchers all come from one address, standing for thousands
+            "FLASHSALE_REGISTER_IP_LIMIT": "1000000",
+            "FLASHSALE_WS_PER_CLIENT": "100000",
         }
 
     def public(self) -> dict[str, object]:
