@@ -85,7 +85,8 @@ async def test_a_purchase_on_an_over_sale_whose_keys_are_gone_answers_ended_and_
         status, body = await purchase(client, sale["id"], headers, person["address_id"])
         assert status == 409 and body["data"]["reason"] == "ended", body
     await asyncio.sleep(0.1)
-    assert rebuilds == [] and await ttls(ctx, sale["id"]) == {}
+    # the watcher may rebuild the run's other live sales meanwhile: none of this one
+    assert sale["id"] not in rebuilds and await ttls(ctx, sale["id"]) == {}
     assert sale["id"] in client.app[ADMISSION].over  # the next ones are answered without MySQL
     # and a rebuild asked for anyway (the watcher) writes nothing for an over sale
     assert await real_rebuild(ctx, sale["id"]) is False and await ttls(ctx, sale["id"]) == {}
