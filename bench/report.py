@@ -240,7 +240,7 @@ def watcher_figures(run: dict, timeline: list[dict], mysql_rows: list[tuple], sa
     figures["mysql_questions_per_s_unwatched"] = q_quiet
     figures["mysql_questions_per_s_watched"] = q_watched
     if sale_window:
-        during = mysql_rate(mysql_rows, *sale_window)
+        during = mysql_rate(mysql_rows, *sale_window, cover=True)
         figures["mysql_questions_per_s_sale"] = (during or {}).get("questions_per_s")
         figures["mysql_sale_window"] = during
     figures["sockets"] = opened

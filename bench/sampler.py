@@ -248,9 +248,15 @@ class MysqlCounter:
             writer.writerows(list(self.rows))
 
 
-def mysql_rate(rows: list[tuple[float, int, int]], start: float, end: float) -> dict | None:
-    """Statements per second within [start, end] from the samples inside it, less the sampler's own."""
+def mysql_rate(rows: list[tuple[float, int, int]], start: float, end: float, *, cover: bool = False) -> dict | None:
+    """Statements per second within [start, end] from the samples inside it, less the sampler's own.
+    With `cover`, a window holding fewer than two samples (a sale drained faster than the sampling
+    interval) is measured from the last sample before it to the first after it."""
     inside = [r for r in rows if start <= r[0] <= end]
+    if cover and len(inside) < 2:
+        before = [r for r in rows if r[0] < start][-1:]
+        after = [r for r in rows if r[0] > end][:1]
+        inside = before + inside + after
     if len(inside) < 2 or inside[-1][0] <= inside[0][0]:
         return None
     (t0, q0, u0), (t1, q1, u1) = inside[0], inside[-1]

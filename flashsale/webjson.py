@@ -14,6 +14,7 @@ from multidict import MultiDictProxy
 from flashsale.appkeys import SETTINGS
 from flashsale.errors import BodyTimeout, Validation
 from flashsale.jsonio import dumps
+from flashsale.multipart_form import read_multipart
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 # what aiohttp raises for a body it cannot read: bad gzip, a cut-off or boundary-less multipart,
@@ -40,9 +41,12 @@ async def read_body(request: web.Request) -> bytes:
 
 
 async def read_form(request: web.Request) -> MultiDictProxy:
-    """request.post() with the same time limit and the same 400 for a body it cannot parse."""
+    """The form body (request.post(), or read_multipart for multipart) with the same time limit and
+    the same 400 for a body it cannot parse."""
     try:
         async with asyncio.timeout(request.app[SETTINGS].body_timeout_s):
+            if request.content_type == "multipart/form-data" and request.method in request.POST_METHODS:
+                return await read_multipart(request)
             return await request.post()
     except TimeoutError:
         raise BodyTimeout() from None

@@ -28,7 +28,7 @@ async def test_an_ended_sale_expires_every_key_and_leaves_fs_active(aiohttp_clie
     sale = await make_sale(ctx, Factory(ctx), stock=3, length_s=3)
     people = await buyers(ctx, 2)
     for person in people:
-        headers, _ = session_cookie(client.app, person["id"])
+        headers, _ = await session_cookie(client.app, person["id"])
         assert (await purchase(client, sale["id"], headers, person["address_id"]))[0] == 202
     assert str(sale["id"]) in await ctx.redis.smembers(ctx.keys.active_sales())
     await engine.refresh()  # the watcher follows the sale now rather than at its next round
@@ -80,12 +80,13 @@ async def test_a_purchase_on_an_over_sale_whose_keys_are_gone_answers_ended_and_
 
     monkeypatch.setattr(seckill_state, "rebuild_state", counting)
     person = (await buyers(ctx, 1))[0]
-    headers, _ = session_cookie(client.app, person["id"])
+    headers, _ = await session_cookie(client.app, person["id"])
     for _ in range(3):
         status, body = await purchase(client, sale["id"], headers, person["address_id"])
         assert status == 409 and body["data"]["reason"] == "ended", body
     await asyncio.sleep(0.1)
-    assert rebuilds == [] and await ttls(ctx, sale["id"]) == {}
+    # the watcher may rebuild the run's other live sales meanwhile: none of this one
+    assert sale["id"] not in rebuilds and await ttls(ctx, sale["id"]) == {}
     assert sale["id"] in client.app[ADMISSION].over  # the next ones are answered without MySQL
     # and a rebuild asked for anyway (the watcher) writes nothing for an over sale
     assert await real_rebuild(ctx, sale["id"]) is False and await ttls(ctx, sale["id"]) == {}

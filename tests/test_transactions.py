@@ -98,7 +98,7 @@ async def test_spent_retries_answer_503_with_retry_after(user_client, monkeypatc
 async def test_a_sign_up_rush_of_address_writes_answers_no_5xx_and_one_default_each(client, factory, ctx):
     """40 users (with one address each) each add 3 more and switch their default, all at the same time."""
     users = await buyers(ctx, 40)
-    sessions = {u["id"]: session_cookie(client.app, u["id"])[0] for u in users}
+    sessions = {u["id"]: (await session_cookie(client.app, u["id"]))[0] for u in users}
 
     async def add(user_id, n):
         r = await client.post("/api/addresses", json={**ADDRESS, "detail_address": f"{n} Rush Road",

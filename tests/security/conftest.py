@@ -32,7 +32,7 @@ def pytest_terminal_summary(terminalreporter):
     if STATS["fuzz_routes"] or STATS["known_hole_cases"]:
         write(f"fuzz: routes covered {len(STATS['fuzz_routes'])}, cases generated {STATS['fuzz_cases']}, "
               f"known-hole cases {STATS['known_hole_cases']}, 5xx found {len(STATS['fuzz_5xx'])}"
-              " (random part; known holes are the xfail cases)")
+              " (random part)")
         for line in STATS["fuzz_5xx"][:20]:
             write(f"  5xx: {line}")
     if STATS["matrix_routes"]:
@@ -89,18 +89,42 @@ class World:
         self.cookie["anonymous"] = self._take_cookies()
 
     async def build(self) -> "World":
-        for role in ("user", "other", "banned"):
+        for role in ("user", "other"):
             self.users[role] = await self.factory.user()
         self.users["admin"] = await self.factory.user(role="admin")
-        for role, user in self.users.items():
-            self.addr[role] = await self.factory.address(user["id"])
+        for role in ("user", "other", "admin"):
+            self.addr[role] = await self.factory.address(self.users[role]["id"])
             await self.login(role)
         await self.anonymous_session()
-        # banned after logging in: the old session is what the banned user still holds
+        await self.make_banned()
+        return self
+
+    async def make_banned(self) -> None:
+        """A new banned user holding the session it had before the ban (dropped on its first use)."""
+        self.users["banned"] = await self.factory.user()
+        self.addr["banned"] = await self.factory.address(self.users["banned"]["id"])
+        await self.login("banned")
         r = await self.call("PUT", f"/api/admin/users/{self.users['banned']['id']}", "admin",
                             json={"is_active": False})
         assert r.status == 200, await r.text()
-        return self
+
+    async def sessions_alive(self) -> bool:
+        """Do the user, the other user and the admin still hold their sessions?"""
+        for role in ("user", "other", "admin"):
+            r = await self.call("GET", "/api/me", role)
+            if r.status != 200 or (await r.json())["data"]["user"]["id"] != self.users[role]["id"]:
+                return False
+        return True
+
+    async def renew(self, actors: bool) -> None:
+        """Ready for another test on the same app: the objects are made afresh on first use and the
+        banned user's one-use session anew; with `actors` (or when a session is gone) every actor too."""
+        self._objects = {}
+        if actors or not await self.sessions_alive():
+            self.users, self.cookie, self.csrf, self.addr = {}, {}, {}, {}
+            await self.build()
+        else:
+            await self.make_banned()
 
     async def call(self, method: str, path: str, role: str, csrf: bool = True, headers=None, **kwargs):
         """One request as `role`, with or without its CSRF token; the jar is emptied first."""

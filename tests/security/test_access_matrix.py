@@ -11,6 +11,10 @@ test_every_route_has_a_row: a new route needs a row before it can be merged.
 
 Cells run without-token first, then with the token, in ROLES order: the one cell that succeeds on
 a one-shot route (owner or admin) comes after the cells that must be refused.
+
+One app and one world serve the whole module (a module-scoped loop): before each row the world
+makes its objects afresh, the banned user's one-use session anew, and every actor anew after a row
+that logs them in or out or changes their password (or when a session is found gone).
 """
 from __future__ import annotations
 
@@ -19,8 +23,17 @@ import string
 from typing import Any, Callable
 
 import pytest
+import pytest_asyncio
+from aiohttp.test_utils import TestClient, TestServer
 
-from .conftest import PASSWORD, ROLES, STATS, serial
+from flashsale.app import create_app
+from flashsale.appkeys import CTX
+
+from tests.support.factory import Factory
+
+from .conftest import PASSWORD, ROLES, STATS, World, serial
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 REASONS = {"c": "csrf", "f": "forbidden", "u": "unauthenticated", "n": "not_found"}
 
@@ -98,12 +111,14 @@ MATRIX: dict[str, tuple[str, Any, str]] = {
     "GET /healthz": ("/healthz", None, PUBLIC),
     "GET /readyz": ("/readyz", None, PUBLIC),
     "GET /api/time": ("/api/time", None, PUBLIC),
+    "GET /api/openapi.json": ("/api/openapi.json", None, PUBLIC),
     # accounts (JSON)
     "POST /api/auth/register": ("/api/auth/register", js(fresh_user), "201 201 201 201 201 | 201 201 201 201 201"),
     "POST /api/auth/login": ("/api/auth/login", js(lambda w, r: {"username": w._objects["victim_name"],
                                                                  "password": PASSWORD}),
                              "200 200 200 200 200 | 200 200 200 200 200"),
     "POST /api/auth/logout": ("/api/auth/logout", None, "200 200 200 200 200 | 200 403c 403c 200 403c"),
+    "POST /api/auth/logout-all": ("/api/auth/logout-all", None, f"401u 200 200 401u 200 | {NO_TOKEN_API}"),
     "GET /api/me": ("/api/me", None, API_USER),
     "POST /api/me/password": ("/api/me/password", js({"old_password": PASSWORD, "new_password": NEW_PASSWORD}),
                               f"401u 200 200 401u 200 | {NO_TOKEN_API}"),
@@ -174,9 +189,10 @@ MATRIX: dict[str, tuple[str, Any, str]] = {
     "POST /login": ("/login", form(lambda w, r: {"username": w._objects["victim_name"], "password": PASSWORD}),
                     f"303 303 303 403 303 | {NO_TOKEN_PAGE}"),
     "GET /register": ("/register", None, "200 200 200 200 200"),
-    "POST /register": ("/register", form(lambda w, r: {**fresh_user(w, r), "password2": PASSWORD}),
+    "POST /register": ("/register", form(lambda w, r: {**fresh_user(w, r), "password_confirm": PASSWORD}),
                        f"303 303 303 403 303 | {NO_TOKEN_PAGE}"),
     "POST /logout": ("/logout", None, f"303 303 303 403 303 | {NO_TOKEN_PAGE}"),
+    "POST /account/logout-all": ("/account/logout-all", None, PAGE_USER_POST),
     "GET /account/password": ("/account/password", None, PAGE_USER),
     "POST /account/password": ("/account/password", form({"old_password": PASSWORD, "new_password": NEW_PASSWORD,
                                                            "new_password2": NEW_PASSWORD}), PAGE_USER_POST),
@@ -253,6 +269,11 @@ BODY_NEEDS = {"POST /api/orders": ("goods",), "POST /checkout/{goods_id}": ("goo
 RATE_LIMITED = {"POST /api/auth/reset-request": lambda keys: keys.reset_request_ip("127.0.0.1"),
                 "POST /password/forgot": lambda keys: keys.reset_request_ip("127.0.0.1")}
 
+# rows whose cells log the actors in or out or change their passwords: every actor is made anew after them
+SPENDS_ACTORS = {"POST /api/auth/login", "POST /api/auth/logout", "POST /api/auth/logout-all", "POST /api/me/password",
+                 "POST /login", "POST /logout", "POST /account/logout-all", "POST /account/password",
+                 "POST /register", "POST /api/auth/register"}
+
 # cells known wrong today: {(route, role, token?)}: each is xfailed with the hole it shows
 KNOWN_WRONG: dict[str, str] = {}
 
@@ -267,10 +288,29 @@ def route_keys(app) -> set[str]:
     return {f"{r.method} {r.resource.canonical}" for r in app.router.routes() if r.method != "HEAD"}
 
 
-def test_every_route_has_a_row(client):
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def matrix(migrated_db):
+    """One app and its world for every row; `spent` says whether the last row used up the actors."""
+    app = create_app(migrated_db)
+    async with TestClient(TestServer(app)) as client:
+        world = await World(client, Factory(app[CTX]), app[CTX]).build()
+        yield {"world": world, "fresh": True, "spent": False}
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def world(matrix):
+    """The module's world, renewed for this row (see the module's docstring)."""
+    if not matrix["fresh"]:
+        await matrix["world"].renew(actors=matrix["spent"])
+    matrix["fresh"], matrix["spent"] = False, True  # a row that fails half-way may have spent them
+    yield matrix["world"]
+
+
+async def test_every_route_has_a_row(matrix):
     """The router is the list: a new route fails here until MATRIX says who may call it."""
-    routes = route_keys(client.app)
-    heads = {f"{r.method} {r.resource.canonical}" for r in client.app.router.routes() if r.method == "HEAD"}
+    app = matrix["world"].client.app
+    routes = route_keys(app)
+    heads = {f"{r.method} {r.resource.canonical}" for r in app.router.routes() if r.method == "HEAD"}
     assert sorted(routes - MATRIX.keys()) == [], "routes without an access-matrix row"
     assert sorted(MATRIX.keys() - routes) == [], "matrix rows for routes the router does not have"
     assert {h.replace("HEAD ", "GET ", 1) for h in heads} <= routes, "a HEAD route without its GET"
@@ -295,7 +335,7 @@ def _check(expected: str, response, body: Any) -> bool:
 
 
 @pytest.mark.parametrize("route", _params())
-async def test_access_matrix_row(world, route):
+async def test_access_matrix_row(matrix, world, route):
     method, canonical = route.split(" ", 1)
     template, make_kwargs, expectation = MATRIX[route]
     expected = parse(expectation)
@@ -330,4 +370,5 @@ async def test_access_matrix_row(world, route):
                                  f"{(body or {}).get('data') if isinstance(body, dict) else ''}")
     STATS["matrix_routes"].add(route)
     STATS["matrix_wrong"].extend(wrong)
+    matrix["spent"] = route in SPENDS_ACTORS
     assert wrong == []

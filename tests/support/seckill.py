@@ -99,3 +99,18 @@ async def consumers_reading(ctx: Context, sale_id: int, prefix: str) -> bool:
 async def rebuilt(ctx: Context, sale_id: int) -> bool:
     """The sale's Redis state is warm and no rebuild holds its lock any more."""
     return await seckill_state.is_warm(ctx, sale_id) and not await ctx.redis.exists(ctx.keys.sale_rebuild_lock(sale_id))
+
+
+async def listed_sale_ids(client, state: str = "", max_pages: int = 100) -> list[int]:
+    """Every sale id GET /api/seckill lists (of one state, or all), in its order, page after page:
+    the run's other tests leave sales behind, so a sale may sit past the first page."""
+    ids: list[int] = []
+    for page in range(1, max_pages + 1):
+        r = await client.get("/api/seckill", params={"per_page": "100", "page": str(page),
+                                                     **({"state": state} if state else {})})
+        assert r.status == 200, await r.text()
+        data = (await r.json())["data"]
+        ids += [item["id"] for item in data["items"]]
+        if page >= data["pages"]:
+            break
+    return ids
