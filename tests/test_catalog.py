@@ -67,8 +67,10 @@ async def test_categories_list_names_each_with_its_goods_count(client, factory):
     assert mine[full]["goods_count"] == 3
     assert mine[empty] == {"id": empty, "name": mine[empty]["name"], "description": "test category",
                            "goods_count": 0}
-    names = [c["name"] for c in body["data"]["items"]]
-    assert names == sorted(names, key=str.lower)
+    # sorted by name as MySQL's collation compares them; punctuation (other tests' "_" names) sorts
+    # differently there than in Python, so the order is checked on plain names
+    names = [c["name"] for c in body["data"]["items"] if c["name"].replace(" ", "").isalnum() and c["name"].isascii()]
+    assert len(names) >= 2 and names == sorted(names, key=str.lower)
 
 
 # --- goods list -----------------------------------------------------------------------------------

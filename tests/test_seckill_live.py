@@ -1,6 +1,9 @@
 """Watchers for free and the sale page under a refresh storm: one read per sale per second per process."""
 from __future__ import annotations
 
+import math
+import time
+
 import asyncio
 
 import pytest
@@ -89,6 +92,7 @@ async def test_warm_sale_page_and_json_cost_no_mysql_query_per_view(client, ctx,
     assert (await client.get(f"/api/seckill/{sale['id']}")).status == 200
     assert mysql_calls  # the spy sees the warm-up reads
     mysql_calls.clear()
+    started = time.monotonic()
     for _ in range(20):
         r = await client.get(f"/seckill/{sale['id']}", headers=headers)
         html = await r.text()
@@ -98,8 +102,11 @@ async def test_warm_sale_page_and_json_cost_no_mysql_query_per_view(client, ctx,
         anonymous = await client.get(f"/seckill/{sale['id']}")
         assert anonymous.status == 200
         client.session.cookie_jar.clear()  # the anonymous view's cookie would shadow the buyer's
-    # 60 views: at most the one refresh a second of the sale's row
-    assert len(mysql_calls) <= 2, len(mysql_calls)
+    # 60 views: no query of their own, only the sale row's refresh (once a second) and the buyer's
+    # address book's (once in two seconds), however long the views took on a busy machine
+    elapsed_s = time.monotonic() - started
+    allowed = math.ceil(elapsed_s) + 1 + math.ceil(elapsed_s / 2) + 1
+    assert len(mysql_calls) <= min(allowed, 20), (len(mysql_calls), elapsed_s)
 
 
 async def test_an_admin_edit_is_seen_at_once_by_its_process(client, ctx, factory):
