@@ -7,7 +7,6 @@ them, and an admin made with `run.py create-admin`. Everything is dropped at the
 from __future__ import annotations
 
 import asyncio
-import collections
 import os
 import re
 import sys
@@ -19,26 +18,8 @@ from flashsale.db import connect_kwargs
 from flashsale.migrate import migrate
 from flashsale.settings import ROOT, Settings
 
-from .harness import ADMIN_PASSWORD, Ledger, Proxy, RedisServer, free_port, remove_tree
-from .shop import Shop, case_db_name
-
-# what the whole suite saw, printed as one line at the end of the run
-TOTALS = {"cases": 0, "faults": 0, "requests": 0, "fivexx": 0, "violations": 0}
-RUSH_LINES: list[str] = []
-
-
-def record_case(shop: Shop, violations: list[str]) -> None:
-    TOTALS["cases"] += 1
-    TOTALS["faults"] += shop.faults
-    TOTALS["requests"] += shop.ledger.requests
-    TOTALS["fivexx"] += len(shop.ledger.fivexx_outside_outage())
-    TOTALS["violations"] += len(violations)
-    print(f"case {shop.name}: faults {shop.faults}, requests {shop.ledger.requests}, "
-          f"statuses {dict(shop.ledger.statuses)}, no answer {shop.ledger.no_answer}, "
-          f"setup 503s {shop.ledger.setup_503s()}, 5xx outside outages "
-          f"{collections.Counter(f[1:] for f in shop.ledger.fivexx_outside_outage())}, "
-          f"violations {violations[:5]}")
-
+from tests.support.fault_harness import ADMIN_PASSWORD, Ledger, Proxy, RedisServer, free_port, remove_tree
+from tests.support.fault_shop import RUSH_LINES, TOTALS, Shop, case_db_name
 
 def pytest_terminal_summary(terminalreporter):
     for line in RUSH_LINES:

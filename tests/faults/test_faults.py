@@ -13,8 +13,7 @@ import time
 
 import pytest
 
-from .conftest import record_case
-from .shop import goods_violations, place_order, sale_violations, storm
+from tests.support.fault_shop import goods_violations, place_order, record_case, sale_violations, storm
 
 pytestmark = pytest.mark.slow
 
@@ -174,7 +173,7 @@ async def _restart_mid_sale(make_shop, *, aof: bool):
     assert {r.status for r in first} == {202}
     await asyncio.sleep(1.5)  # past appendfsync everysec: what was accepted is on disk
     if not aof:
-        from .shop import settled
+        from tests.support.fault_shop import settled
         await settled(shop, sale_id, admitted)  # without persistence only MySQL remembers
     shop.redis.crash()
     shop.faults += 1

@@ -12,9 +12,8 @@ import datetime as dt
 
 import pytest
 
-from .conftest import RUSH_LINES
-from .harness import PASSWORD, address_body, gather_bounded, iso, utcnow
-from .shop import DEFAULTS_PER_USER, goods_violations, sale_violations, storm
+from tests.support.fault_harness import PASSWORD, address_body, gather_bounded, iso, utcnow
+from tests.support.fault_shop import RUSH_LINES, DEFAULTS_PER_USER, goods_violations, sale_violations, storm
 
 pytestmark = pytest.mark.slow
 

@@ -31,7 +31,9 @@ from flashsale.appkeys import CTX
 
 from tests.support.factory import Factory
 
-from .conftest import PASSWORD, ROLES, STATS, World, serial
+from tests.support.factory import PASSWORD
+from tests.support.security import ROLES, World, iso, serial, utcnow
+from tests.support.security_summary import STATS
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -89,7 +91,6 @@ NEW_PASSWORD = "another horse battery"
 def sale_body(w, role):
     import datetime as dt
 
-    from .conftest import iso, utcnow
     start = utcnow() + dt.timedelta(hours=2)
     return {"goods_id": w._objects["goods"], "price": "5.00", "total_stock": 5, "per_user_limit": 1,
             "start_time": iso(start), "end_time": iso(start + dt.timedelta(hours=1))}

@@ -20,6 +20,7 @@ from flashsale.appkeys import CTX
 from flashsale.migrate import migrate
 from flashsale.sessions import SESSION_COOKIE
 
+from tests.support.security_summary import STATS
 from tests.support.auth import login
 from tests.support.factory import Factory
 from tests.support.isolation import delete_run_keys, drop_database, run_dir
@@ -90,5 +91,6 @@ async def test_schemathesis_finds_no_5xx_and_every_answer_conforms(fuzzed_app, t
     cases = re.search(r"(\d+) generated", text)
     links = re.search(r"API Links:\s+(\d+) covered / (\d+)", text)
     assert tested and cases and int(tested[1]) >= 45, text[-3000:]
-    print(f"schemathesis: {tested[1]} operations tested, {cases[1]} cases generated, "
-          f"{links[1] if links else '?'} of {links[2] if links else '?'} links followed, 5xx found: 0")
+    STATS["schemathesis"] = (f"schemathesis: {tested[1]} operations tested, {cases[1]} cases generated, "
+                             f"{links[1] if links else '?'} of {links[2] if links else '?'} links followed, "
+                             "5xx found: 0")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import collections
 import datetime as dt
 import os
 import time
@@ -15,7 +16,7 @@ from asyncmy.cursors import DictCursor
 from flashsale.db import connect_kwargs
 from flashsale.settings import Settings
 
-from .harness import (ADMIN_PASSWORD, PASSWORD, Client, Ledger, Proxy, RedisServer, ServerProcess, gather_bounded,
+from tests.support.fault_harness import (ADMIN_PASSWORD, PASSWORD, Client, Ledger, Proxy, RedisServer, ServerProcess, gather_bounded,
                       iso, utcnow)
 
 ORDERS_OF_SALE = """
@@ -242,3 +243,21 @@ async def goods_violations(shop: Shop, goods_id: int, initial: int, placed: dict
 
 def case_db_name(case: str) -> str:
     return f"fs_fault_{os.getpid()}_{case}"[:64]
+
+
+# what the whole suite saw, printed as one line at the end of the run
+TOTALS = {"cases": 0, "faults": 0, "requests": 0, "fivexx": 0, "violations": 0}
+RUSH_LINES: list[str] = []
+
+
+def record_case(shop: Shop, violations: list[str]) -> None:
+    TOTALS["cases"] += 1
+    TOTALS["faults"] += shop.faults
+    TOTALS["requests"] += shop.ledger.requests
+    TOTALS["fivexx"] += len(shop.ledger.fivexx_outside_outage())
+    TOTALS["violations"] += len(violations)
+    print(f"case {shop.name}: faults {shop.faults}, requests {shop.ledger.requests}, "
+          f"statuses {dict(shop.ledger.statuses)}, no answer {shop.ledger.no_answer}, "
+          f"setup 503s {shop.ledger.setup_503s()}, 5xx outside outages "
+          f"{collections.Counter(f[1:] for f in shop.ledger.fivexx_outside_outage())}, "
+          f"violations {violations[:5]}")
