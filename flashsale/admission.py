@@ -19,9 +19,9 @@ from flashsale.context import Context
 from flashsale.errors import Ended, SoldOut, Unauthenticated, Validation
 from flashsale.jsonio import utcnow
 from flashsale.metrics import count_admission
-from flashsale.redis_mux import RedisMux
+from flashsale.redis_mux import open_mux
 from flashsale.scripts import ADMIT_COLD, ADMIT_QUEUED, ADMIT_RESULTS, ADMIT_SOLD_OUT, ADMIT_UNKNOWN
-from flashsale.services import seckill, seckill_state
+from flashsale.services import seckill, seckill_state, stock_notices
 from flashsale.services.auth_cache import auth_state, cache_addresses
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ class Admission:
 
     def __init__(self, ctx: Context):
         self.ctx = ctx
-        self.pipeline = RedisMux(ctx.settings.redis_url)
+        self.pipeline = open_mux(ctx.settings, ctx.redis, ctx.scripts)
         self.sold_out_until: dict[int, float] = {}
         # sales found over (ended or cancelled) when their Redis state was missing: answered
         # `ended` here from then on, never rebuilt, never asked of MySQL again (over is final)
@@ -131,9 +131,9 @@ class Admission:
         while not stop.is_set():
             try:
                 async with self.ctx.redis.pubsub(ignore_subscribe_messages=True) as pubsub:
-                    await pubsub.subscribe(self.ctx.keys.stock_channel())
+                    receive = await stock_notices.subscribe(self.ctx, pubsub)
                     while not stop.is_set():
-                        message = await pubsub.get_message(timeout=1.0)
+                        message = await receive(timeout=1.0)
                         if message is not None:
                             try:
                                 self.clear_sold_out(int(message["data"]))

@@ -16,13 +16,12 @@ from typing import Any
 
 from aiohttp import web
 from asyncmy.errors import InterfaceError, OperationalError
-from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from flashsale import db, metrics
 from flashsale.admission import Admission
 from flashsale.appkeys import ADMISSION, CTX, ENGINE
-from flashsale.context import Context
+from flashsale.context import Context, open_reader
 from flashsale.errors import BadStatus, NotFound
 from flashsale.jsonio import utcnow
 from flashsale.services import orders, seckill, seckill_orders, seckill_state
@@ -220,8 +219,7 @@ class Engine:
         self.listener: asyncio.Task | None = None
         self.expiring: set[int] = set()  # ended sales whose Redis keys have their expiry set
         # blocking reads park a connection each: they get a pool of their own, apart from requests
-        self.reader = Redis.from_url(ctx.settings.redis_url, decode_responses=True, max_connections=10_000,
-                                     socket_connect_timeout=2, health_check_interval=30)
+        self.reader = open_reader(ctx.settings)
 
     def start(self) -> None:
         self.tasks = [

@@ -8,6 +8,7 @@ from typing import Any
 
 from asyncmy.pool import Pool
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import RedisCluster
 
 from flashsale import db
 from flashsale.mailer import LogMailer
@@ -30,13 +31,28 @@ class Context:
     order_numbers: OrderNumbers = field(default_factory=OrderNumbers)
 
 
-def open_redis(settings: Settings) -> Redis:
+def open_redis(settings: Settings) -> Redis | RedisCluster:
+    if settings.redis_cluster:
+        # any node's address; redis-py learns the others and the slots from it. One pool per
+        # node, each capped at redis_max_connections (beyond: MaxConnectionsError, a 503)
+        return RedisCluster.from_url(
+            settings.redis_url, decode_responses=True, max_connections=settings.redis_max_connections,
+            socket_connect_timeout=2, socket_timeout=5, health_check_interval=30)
     # a blocking pool: a burst waits for a free connection instead of failing, but only for
     # redis_pool_wait_s; then redis-py raises ConnectionError("No connection available."), a 503
     pool = BlockingConnectionPool.from_url(
         settings.redis_url, decode_responses=True, max_connections=settings.redis_max_connections,
         timeout=settings.redis_pool_wait_s, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30)
     return Redis(connection_pool=pool)
+
+
+def open_reader(settings: Settings) -> Redis | RedisCluster:
+    """For blocking stream reads: they park a connection each, so a pool of their own."""
+    if settings.redis_cluster:
+        return RedisCluster.from_url(settings.redis_url, decode_responses=True, max_connections=10_000,
+                                     socket_connect_timeout=2, health_check_interval=30)
+    return Redis.from_url(settings.redis_url, decode_responses=True, max_connections=10_000,
+                          socket_connect_timeout=2, health_check_interval=30)
 
 
 @contextlib.asynccontextmanager
@@ -55,6 +71,9 @@ async def open_context(settings: Settings) -> AsyncIterator[Context]:
             finally:
                 hasher.close()
         finally:
-            await redis.aclose(close_connection_pool=True)
+            if isinstance(redis, RedisCluster):
+                await redis.aclose()
+            else:
+                await redis.aclose(close_connection_pool=True)
     finally:
         await db.close_pool(pool)

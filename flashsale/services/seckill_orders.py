@@ -12,6 +12,7 @@ from typing import Any
 
 from flashsale import db
 from flashsale.context import Context
+from flashsale.services import stock_notices
 
 # Batches of one sale take its row lock first: they and the dead-lettering of an entry then
 # never decide about the same request at the same time.
@@ -160,5 +161,5 @@ async def dead_letter(ctx: Context, sale_id: int, entry: Entry, reason: str, del
               k.sale_results(sale_id), k.sale_dead(sale_id), k.sale_stream(sale_id)],
         args=[k.consumer_group(), entry.entry_id, entry.user_id, entry.request_id, reason, deliveries])
     if given_back:
-        await ctx.redis.publish(k.stock_channel(), sale_id)
+        await stock_notices.publish(ctx, sale_id)
     return bool(given_back)

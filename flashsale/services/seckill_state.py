@@ -11,6 +11,7 @@ from typing import Any
 
 from flashsale import db
 from flashsale.context import Context
+from flashsale.services import stock_notices
 from flashsale.errors import NotFound
 from flashsale.jsonio import money, utcnow
 
@@ -64,7 +65,7 @@ async def adjust_state(ctx: Context, row: dict[str, Any], stock_delta: int) -> i
     if int(remaining) < 0:
         return None
     if stock_delta > 0:
-        await ctx.redis.publish(k.stock_channel(), row["id"])
+        await stock_notices.publish(ctx, row["id"])
     return int(remaining)
 
 
@@ -166,4 +167,4 @@ async def release_units(ctx: Context, sale_id: int, user_id: int, units: int) ->
     remaining = await ctx.scripts.release(keys=[k.sale_stock(sale_id), k.sale_buyers(sale_id)],
                                           args=[user_id, units])
     if int(remaining) >= 0:
-        await ctx.redis.publish(k.stock_channel(), sale_id)
+        await stock_notices.publish(ctx, sale_id)
