@@ -31,11 +31,26 @@ class Context:
     order_numbers: OrderNumbers = field(default_factory=OrderNumbers)
 
 
+class Cluster(RedisCluster):
+    """redis-py's cluster client, routing stream reads by their key locally.
+
+    redis-py asks one fixed node (`COMMAND GETKEYS`) where a command with movable keys goes:
+    one more round trip per XREADGROUP, and none at all once that node is down (it is not
+    re-chosen after a failover). A stream read's key follows STREAMS, so find it here."""
+
+    async def _determine_slot(self, command: str, *args: Any) -> int:
+        if command.upper() in ("XREADGROUP", "XREAD"):
+            for i, arg in enumerate(args):
+                if arg in (b"STREAMS", "STREAMS"):
+                    return self.keyslot(args[i + 1])
+        return await super()._determine_slot(command, *args)
+
+
 def open_redis(settings: Settings) -> Redis | RedisCluster:
     if settings.redis_cluster:
         # any node's address; redis-py learns the others and the slots from it. One pool per
         # node, each capped at redis_max_connections (beyond: MaxConnectionsError, a 503)
-        return RedisCluster.from_url(
+        return Cluster.from_url(
             settings.redis_url, decode_responses=True, max_connections=settings.redis_max_connections,
             socket_connect_timeout=2, socket_timeout=5, health_check_interval=30)
     # a blocking pool: a burst waits for a free connection instead of failing, but only for
@@ -49,7 +64,7 @@ def open_redis(settings: Settings) -> Redis | RedisCluster:
 def open_reader(settings: Settings) -> Redis | RedisCluster:
     """For blocking stream reads: they park a connection each, so a pool of their own."""
     if settings.redis_cluster:
-        return RedisCluster.from_url(settings.redis_url, decode_responses=True, max_connections=10_000,
+        return Cluster.from_url(settings.redis_url, decode_responses=True, max_connections=10_000,
                                      socket_connect_timeout=2, health_check_interval=30)
     return Redis.from_url(settings.redis_url, decode_responses=True, max_connections=10_000,
                           socket_connect_timeout=2, health_check_interval=30)

@@ -52,3 +52,4 @@ class Scripts:
         self.fail = load("fail")
         self.rebuild = load("rebuild")
         self.adjust = load("adjust")
+        self.cache_auth = load("cache_auth")

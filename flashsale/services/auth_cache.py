@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from redis.exceptions import WatchError
-
 from flashsale import db
 from flashsale.context import Context
 
@@ -35,21 +33,9 @@ async def auth_state(ctx: Context, user_id: int) -> tuple[int, str, bool] | None
 async def cache_auth_state(ctx: Context, user_id: int, epoch: int, role: str, active: bool) -> None:
     """Cache what MySQL said, unless a newer epoch is cached already: a login that read the row just
     before a ban (every ban, role and password change bumps the epoch) must not bring it back."""
-    key = ctx.keys.user_auth(user_id)
-    async with ctx.redis.pipeline(transaction=True) as pipe:
-        while True:
-            try:
-                await pipe.watch(key)
-                cached = await pipe.hget(key, "epoch")
-                if cached is not None and int(cached) > epoch:
-                    return
-                pipe.multi()
-                pipe.hset(key, mapping={"epoch": epoch, "role": role, "active": int(active)})
-                pipe.expire(key, AUTH_TTL_S)
-                await pipe.execute()
-                return
-            except WatchError:
-                continue  # someone wrote the key meanwhile: compare again
+    # one script on the user's key: the compare and the write are atomic, on one Redis or a cluster
+    await ctx.scripts.cache_auth(keys=[ctx.keys.user_auth(user_id)],
+                                 args=[epoch, role, int(active), AUTH_TTL_S])
 
 
 async def cache_addresses(ctx: Context, user_id: int) -> list[str]:

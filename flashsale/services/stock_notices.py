@@ -25,6 +25,7 @@ async def subscribe(ctx: Context, pubsub: Any) -> Callable[..., Awaitable[dict |
     """Subscribe `pubsub` (made by ctx.redis.pubsub()) to the channel; returns its receive call."""
     channel = ctx.keys.stock_channel()
     if ctx.settings.redis_cluster:
+        await ctx.redis.initialize()  # the slot map, to find the channel's node (once per client)
         await pubsub.ssubscribe(channel)
         return pubsub.get_sharded_message
     await pubsub.subscribe(channel)

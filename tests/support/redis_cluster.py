@@ -59,7 +59,25 @@ class LocalCluster:
                         "--cluster-replicas", str(self.replicas), "--cluster-yes"],
                        check=True, capture_output=True, timeout=timeout_s)
         self.wait_ok(timeout_s)
+        if self.replicas:
+            self.wait_replicas_linked(timeout_s)
         return self
+
+    def wait_replicas_linked(self, timeout_s: float = 30.0) -> None:
+        """Every replica's link to its master is up (the first sync done)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            linked = 0
+            for port in self.live_ports():
+                with self.node(port) as r:
+                    info = r.info("replication")
+                    if info.get("role") == "slave" and info.get("master_link_status") == "up":
+                        linked += 1
+            if linked >= self.masters * self.replicas:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError("the replicas of the local Redis Cluster did not link up")
+            time.sleep(0.1)
 
     def _spawn(self, port: int) -> None:
         log = open(self.dir / f"redis-{port}.log", "ab")
@@ -132,6 +150,11 @@ class LocalCluster:
         proc = self.procs[port]
         proc.kill()
         proc.wait(10)
+
+    def restart(self, port: int) -> None:
+        """Start a killed node again with its cluster config: a failed-over master rejoins as a replica."""
+        self._spawn(port)
+        self._wait_ping(port, 10)
 
     def stop(self) -> None:
         for proc in self.procs.values():
