@@ -62,7 +62,9 @@ def redis_mode(request) -> str:
 def settings(migrated_db, redis_mode, request) -> Settings:
     if redis_mode == "cluster":
         cluster = request.getfixturevalue("redis_cluster")
-        return migrated_db.replace(redis_url=cluster.url, redis_cluster=True)
+        # redis-py's cluster client cannot wait for a free connection (MaxConnectionsError at the
+        # cap, per node); tests that race 200 buyers plus their own reads need more than 64
+        return migrated_db.replace(redis_url=cluster.url, redis_cluster=True, redis_max_connections=1000)
     return migrated_db
 
 
