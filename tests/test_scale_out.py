@@ -48,7 +48,7 @@ async def _outcome(ctx, sale_id: int) -> tuple[dict[str, int], set[str]]:
 
 async def _buy_until_answered(client, sale_id: int, person: dict, deadline: float) -> tuple[int, dict]:
     """A buyer retrying 503s (Retry-After honoured briefly) until a final answer or the deadline."""
-    headers, _ = session_cookie(client.app, person["id"])
+    headers, _ = await session_cookie(client.app, person["id"])
     while True:
         status, body = await purchase(client, sale_id, headers, person["address_id"])
         if status != 503 or time.monotonic() > deadline:
@@ -152,7 +152,7 @@ async def test_two_hosts_on_a_cluster_one_killed_mid_sale(aiohttp_client, make_a
                 await wait_until(lambda port=port: up(port), timeout=30, what="a host answering /readyz")
 
             async def buy(person: dict, port: int) -> tuple[int | None, dict]:
-                headers, _ = session_cookie(quiet.app, person["id"])
+                headers, _ = await session_cookie(quiet.app, person["id"])
                 try:
                     async with http.post(f"http://127.0.0.1:{port}/api/seckill/{sale['id']}/purchase", headers=headers,
                                          json={"address_id": person["address_id"], "payment_method": "alipay"}) as r:
