@@ -65,8 +65,16 @@ class _Gate:
 
 
 def _futures(items: Any) -> list[asyncio.Future]:
-    """The callers' futures among queued items (a gate has none of its own)."""
-    return [item.future if type(item) is _Held else item for item in items if type(item) is not _Gate]
+    """The callers' futures among queued items; a gate stands for the writes it holds (their
+    replies came, their WAIT did not: they fail with the connection too, never stranded)."""
+    futures: list[asyncio.Future] = []
+    for item in items:
+        kind = type(item)
+        if kind is _Gate:
+            futures.extend(held.future for held in item.held)
+        else:
+            futures.append(item.future if kind is _Held else item)
+    return futures
 
 
 class _ReplicatedConnection(_Connection):
