@@ -18,6 +18,7 @@ if __package__ in (None, ""):  # run as `python bench/verdict.py`: make the proj
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from redis.asyncio import Redis  # noqa: E402
+from redis.asyncio.cluster import RedisCluster  # noqa: E402
 from redis.exceptions import ResponseError  # noqa: E402
 
 from bench.config import BenchConfig  # noqa: E402
@@ -87,7 +88,8 @@ class ClientView:
 async def redis_state(settings: Settings, sale_id: int) -> dict:
     """The sale's Redis figures, summed over its stock shards (each has its stock, stream, stats)."""
     k = Keys(settings.redis_prefix)
-    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    client = RedisCluster if settings.redis_cluster else Redis  # each shard on its own slot
+    redis = client.from_url(settings.redis_url, decode_responses=True)
     total: dict = {"remaining": 0, "stats": {}, "pending": 0, "lag": 0, "has_group": False,
                    "stream_entries": 0, "dead_letters": 0}
     try:

@@ -2,8 +2,8 @@
 
 Every purchase of one event-loop tick shares one write for the buyer checks (session epoch,
 logout, ban flag, address ownership: one HMGET each) and one for the admission script (EVALSHA each),
-on a lean pipelined connection (redis_mux.py), so the Redis cost per request stays small under
-a burst. A sale that answered
+on a lean pipelined connection (redis_mux.py; routed per master on a cluster: redis_routing.py), so
+the Redis cost per request stays small under a burst. A sale that answered
 `sold_out` is remembered for a short time so that the rush after it costs no Redis call at all.
 
 A hot sale split over `stock_shards` shards (each its own hash tag, so its own slot and, on a
@@ -50,10 +50,10 @@ from flashsale.errors import Ended, SoldOut, Unauthenticated, Validation
 from flashsale.jsonio import utcnow
 from flashsale.metrics import count_admission
 from flashsale.redis_keys import home_shard
-from flashsale.redis_mux import RedisMux
+from flashsale.redis_routing import open_mux
 from flashsale.scripts import (ADMIT_COLD, ADMIT_DRY, ADMIT_QUEUED, ADMIT_RESHARD, ADMIT_RESULTS, ADMIT_SOLD_OUT,
                                ADMIT_UNKNOWN)
-from flashsale.services import seckill, seckill_state
+from flashsale.services import seckill, seckill_state, stock_notices
 from flashsale.services.auth_cache import cache_addresses, session_field, session_state
 from flashsale.services.user_sessions import is_live
 
@@ -71,7 +71,7 @@ class Admission:
 
     def __init__(self, ctx: Context):
         self.ctx = ctx
-        self.pipeline = RedisMux(ctx.settings.redis_url)
+        self.pipeline = open_mux(ctx.settings, ctx.redis, ctx.scripts)
         self.sold_out_until: dict[int, float] = {}
         # sales found over (ended or cancelled) when their Redis state was missing: answered
         # `ended` here from then on, never rebuilt, never asked of MySQL again (over is final)
@@ -231,9 +231,9 @@ class Admission:
         while not stop.is_set():
             try:
                 async with self.ctx.redis.pubsub(ignore_subscribe_messages=True) as pubsub:
-                    await pubsub.subscribe(self.ctx.keys.stock_channel())
+                    receive = await stock_notices.subscribe(self.ctx, pubsub)
                     while not stop.is_set():
-                        message = await pubsub.get_message(timeout=1.0)
+                        message = await receive(timeout=1.0)
                         if message is not None:
                             try:
                                 self.clear_sold_out(int(message["data"]))

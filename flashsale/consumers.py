@@ -16,13 +16,12 @@ from typing import Any
 
 from aiohttp import web
 from asyncmy.errors import InterfaceError, OperationalError
-from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from flashsale import db, metrics, outcomes
 from flashsale.admission import Admission
 from flashsale.appkeys import ADMISSION, CTX, ENGINE
-from flashsale.context import STALE_SAFE, Context
+from flashsale.context import Context, open_reader
 from flashsale.errors import BadStatus, NotFound
 from flashsale.jsonio import utcnow
 from flashsale.services import orders, seckill, seckill_orders, seckill_state, user_sessions
@@ -147,14 +146,19 @@ class SaleWorker:
             by_home: dict[int, dict[str, str]] = {}
             for rid, oid in outcome.orders.items():
                 by_home.setdefault(homes.get(rid, self.shard), {})[rid] = f"success:{oid}"
+            results = {rid: f"success:{oid}" for rid, oid in outcome.orders.items()}
+            # one notice per batch: every process resolves its buyers waiting on /result; a cluster
+            # pipeline refuses PUBLISH (no key), so there it is a call of its own after the acks
+            cluster = self.ctx.settings.redis_cluster
             async with redis.pipeline(transaction=False) as pipe:
                 for home, mapping in by_home.items():
                     pipe.hset(k.sale_results(self.sale_id, home), mapping=mapping)
-                results = {rid: f"success:{oid}" for rid, oid in outcome.orders.items()}
                 pipe.xack(self.stream, self.group, *outcome.acked)
-                # one notice per batch: every process resolves its buyers waiting on /result
-                pipe.publish(k.outcomes_channel(), outcomes.publish_message(self.sale_id, results))
+                if not cluster:
+                    pipe.publish(k.outcomes_channel(), outcomes.publish_message(self.sale_id, results))
                 await pipe.execute()
+            if cluster:
+                await outcomes.publish(self.ctx, self.sale_id, results)
         for entry, reason in outcome.failed:
             await self.fail(entry, reason, deliveries.get(entry.entry_id, 1))
 
@@ -244,9 +248,7 @@ class Engine:
         self.listener: asyncio.Task | None = None
         self.expiring: set[int] = set()  # ended sales whose Redis keys have their expiry set
         # blocking reads park a connection each: they get a pool of their own, apart from requests
-        self.reader = Redis.from_url(ctx.settings.redis_url, decode_responses=True, max_connections=10_000,
-                                     socket_connect_timeout=2, health_check_interval=30,
-                                     **STALE_SAFE)
+        self.reader = open_reader(ctx.settings)
 
     def start(self) -> None:
         self.tasks = [

@@ -8,6 +8,7 @@ from typing import Any
 
 from asyncmy.pool import Pool
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.maint_notifications import MaintNotificationsConfig
 
 from flashsale import db
@@ -39,7 +40,28 @@ class Context:
 STALE_SAFE = {"maint_notifications_config": MaintNotificationsConfig(enabled=False)}
 
 
-def open_redis(settings: Settings) -> Redis:
+class Cluster(RedisCluster):
+    """redis-py's cluster client, routing stream reads by their key locally.
+
+    redis-py asks one fixed node (`COMMAND GETKEYS`) where a command with movable keys goes:
+    one more round trip per XREADGROUP, and none at all once that node is down (it is not
+    re-chosen after a failover). A stream read's key follows STREAMS, so find it here."""
+
+    async def _determine_slot(self, command: str, *args: Any) -> int:
+        if command.upper() in ("XREADGROUP", "XREAD"):
+            for i, arg in enumerate(args):
+                if arg in (b"STREAMS", "STREAMS"):
+                    return self.keyslot(args[i + 1])
+        return await super()._determine_slot(command, *args)
+
+
+def open_redis(settings: Settings) -> Redis | RedisCluster:
+    if settings.redis_cluster:
+        # any node's address; redis-py learns the others and the slots from it. One pool per
+        # node, each capped at redis_max_connections (beyond: MaxConnectionsError, a 503)
+        return Cluster.from_url(
+            settings.redis_url, decode_responses=True, max_connections=settings.redis_max_connections,
+            socket_connect_timeout=2, socket_timeout=5, health_check_interval=30, **STALE_SAFE)
     # a blocking pool: a burst waits for a free connection instead of failing, but only for
     # redis_pool_wait_s; then redis-py raises ConnectionError("No connection available."), a 503
     pool = BlockingConnectionPool.from_url(
@@ -47,6 +69,15 @@ def open_redis(settings: Settings) -> Redis:
         timeout=settings.redis_pool_wait_s, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30,
         **STALE_SAFE)
     return Redis(connection_pool=pool)
+
+
+def open_reader(settings: Settings) -> Redis | RedisCluster:
+    """For blocking stream reads: they park a connection each, so a pool of their own."""
+    if settings.redis_cluster:
+        return Cluster.from_url(settings.redis_url, decode_responses=True, max_connections=10_000,
+                                socket_connect_timeout=2, health_check_interval=30, **STALE_SAFE)
+    return Redis.from_url(settings.redis_url, decode_responses=True, max_connections=10_000,
+                          socket_connect_timeout=2, health_check_interval=30, **STALE_SAFE)
 
 
 @contextlib.asynccontextmanager
@@ -65,6 +96,9 @@ async def open_context(settings: Settings) -> AsyncIterator[Context]:
             finally:
                 hasher.close()
         finally:
-            await redis.aclose(close_connection_pool=True)
+            if isinstance(redis, RedisCluster):
+                await redis.aclose()
+            else:
+                await redis.aclose(close_connection_pool=True)
     finally:
         await db.close_pool(pool)

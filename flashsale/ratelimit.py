@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from flashsale.errors import RateLimited
 
@@ -41,8 +42,11 @@ async def hit(redis: Redis, key: str, limit: int, window_s: int) -> None:
 
 async def take(redis: Redis, limits: list[tuple[str, int, int]]) -> None:
     """Count this attempt on every (key, limit, window) in one MULTI (INCR + EXPIRE NX each, so
-    concurrent attempts cannot all slip in), then refuse when any counter went past its limit."""
-    async with redis.pipeline(transaction=True) as pipe:
+    concurrent attempts cannot all slip in), then refuse when any counter went past its limit.
+
+    On a Redis Cluster the keys live on different slots, where one MULTI cannot span them: one
+    pipeline then (still counted before the check, each INCR atomic on its own)."""
+    async with redis.pipeline(transaction=not isinstance(redis, RedisCluster)) as pipe:
         for key, _, window_s in limits:
             pipe.incr(key)
             pipe.expire(key, window_s, nx=True)

@@ -12,6 +12,9 @@ never wait forever, and are never matched to a reply of the next connection. Com
 retried here: a command written before the loss may have run (an admission then shows in the
 buyer's result), so the caller answers 503 and promises nothing. After a failed connect, calls
 fail at once for a short, doubling back-off, so an outage costs no connect storm.
+
+A Redis Cluster, or writes that must reach replicas (WAIT), wrap this in redis_routing.py; the
+single-Redis path is this module alone.
 """
 from __future__ import annotations
 
@@ -146,6 +149,8 @@ class _Connection(asyncio.Protocol):
 class RedisMux:
     """One connection, commands batched per tick, replies matched in order; reconnects on demand."""
 
+    connection_class = _Connection  # redis_routing.ReplicatedMux's holds scripted writes for WAIT
+
     def __init__(self, url: str, connect_timeout_s: float = 2.0, reply_timeout_s: float = 5.0):
         parts = urlsplit(url)
         self.host = parts.hostname or "127.0.0.1"
@@ -196,7 +201,7 @@ class RedisMux:
         self.conn = None
         try:
             _, conn = await asyncio.wait_for(
-                self.loop.create_connection(lambda: _Connection(self), self.host, self.port),
+                self.loop.create_connection(lambda: self.connection_class(self), self.host, self.port),
                 self.connect_timeout_s)
         except (OSError, RuntimeError, asyncio.TimeoutError) as exc:
             self._connect_failed(RedisConnectionError(f"Redis at {self.host}:{self.port}: {exc!r}"))

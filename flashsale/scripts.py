@@ -57,3 +57,4 @@ class Scripts:
         self.adjust = load("adjust")
         self.take = load("take")
         self.unhold = load("unhold")
+        self.cache_auth = load("cache_auth")

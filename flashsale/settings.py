@@ -60,6 +60,10 @@ class Settings:
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_max_connections: int = 64
     redis_pool_wait_s: float = 2.0  # a request waits this long for a free Redis connection, then 503
+    redis_cluster: bool = False  # FLASHSALE_REDIS_URL names any node of a Redis Cluster
+    # a purchase is answered 202 only once this many replicas hold it (one WAIT per node per tick)
+    redis_wait_replicas: int = 0
+    redis_wait_timeout_ms: int = 500  # fewer replicas acknowledged by then: the tick's purchases get 503
     redis_prefix: str = ""  # prepended to every key: lets tests and the bench keep their own space
     secret_key: str = ""
     host: str = "127.0.0.1"

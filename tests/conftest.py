@@ -5,6 +5,7 @@ Helpers live in tests/support/ (see its __init__); import them as `from tests.su
 from __future__ import annotations
 
 import asyncio
+import os
 
 import pytest
 import pytest_asyncio
@@ -18,6 +19,7 @@ from flashsale.settings import Settings
 
 from tests.support.auth import login
 from tests.support.factory import Factory
+from tests.support.redis_cluster import LocalCluster
 from tests.support.isolation import base_settings, delete_run_keys, drop_database
 
 
@@ -32,8 +34,37 @@ def migrated_db():
     delete_run_keys(settings)
 
 
+# --- Redis modes: the flash-sale modules (tests/test_seckill_*.py) run on a single Redis and again
+# on a local 3-master Redis Cluster (started once per session, when first needed)
+CLUSTER_MODULES = "test_seckill_"
+
+
+def pytest_generate_tests(metafunc):
+    module = metafunc.module.__name__.rpartition(".")[2]
+    if (module.startswith(CLUSTER_MODULES) and "settings" in metafunc.fixturenames
+            and os.environ.get("FLASHSALE_TEST_CLUSTER", "1") != "0"):
+        metafunc.parametrize("redis_mode", ["single", "cluster"], indirect=True, scope="module")
+
+
+@pytest.fixture(scope="session")
+def redis_cluster():
+    cluster = LocalCluster(masters=3).start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def redis_mode(request) -> str:
+    return getattr(request, "param", "single")
+
+
 @pytest.fixture
-def settings(migrated_db) -> Settings:
+def settings(migrated_db, redis_mode, request) -> Settings:
+    if redis_mode == "cluster":
+        cluster = request.getfixturevalue("redis_cluster")
+        # redis-py's cluster client cannot wait for a free connection (MaxConnectionsError at the
+        # cap, per node); tests that race 200 buyers plus their own reads need more than 64
+        return migrated_db.replace(redis_url=cluster.url, redis_cluster=True, redis_max_connections=1000)
     return migrated_db
 
 

@@ -32,6 +32,7 @@ def _free_port() -> int:
 
 def _serve(settings, port: int) -> subprocess.Popen:
     env = {**os.environ, "FLASHSALE_DB_NAME": settings.db_name, "FLASHSALE_REDIS_URL": settings.redis_url,
+           "FLASHSALE_REDIS_CLUSTER": str(settings.redis_cluster).lower(),
            "FLASHSALE_REDIS_PREFIX": settings.redis_prefix, "FLASHSALE_SECRET_KEY": settings.secret_key,
            "FLASHSALE_CONSUMER_NAME": "shutdown-test", "FLASHSALE_LOG_LEVEL": "WARNING",
            "FLASHSALE_VAR_DIR": settings.var_dir}

@@ -9,8 +9,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from redis.exceptions import WatchError
-
 from flashsale import db
 from flashsale.context import Context
 from flashsale.jsonio import utcnow
@@ -58,29 +56,20 @@ async def cache_auth_state(ctx: Context, user_id: int, epoch: int, role: str, ac
     """Cache what MySQL said, unless a newer epoch is cached already: a login that read the row just
     before a ban (every ban, role and password change bumps the epoch) must not bring it back.
     A hash without an epoch (lost or expired) also gets the user's live sessions from MySQL, each
-    only where its field is absent, so that a session logged out meanwhile ("0") stays out."""
-    key = ctx.keys.user_auth(user_id)
-    async with ctx.redis.pipeline(transaction=True) as pipe:
-        while True:
-            try:
-                await pipe.watch(key)
-                cached = await pipe.hget(key, "epoch")
-                if cached is not None and int(cached) > epoch:
-                    return
-                sessions = []
-                if cached is None:
-                    sessions = await db.fetch_all(ctx.db, LIVE_SESSIONS, (user_id, utcnow()))
-                pipe.multi()
-                pipe.hset(key, mapping={"epoch": epoch, "role": role, "active": int(active)})
-                now_db, now_s = utcnow(), int(time.time())
-                for row in sessions:
-                    left_s = int((row["expires_at"] - now_db).total_seconds())
-                    pipe.hsetnx(key, session_field(row["id"]), now_s + max(1, left_s))
-                pipe.expire(key, AUTH_TTL_S)
-                await pipe.execute()
-                return
-            except WatchError:
-                continue  # someone wrote the key meanwhile: compare again
+    only where its field is absent, so that a session logged out meanwhile ("0") stays out.
+
+    One script on the user's key (cache_auth.lua): the compare and the write are atomic, on one
+    Redis or a cluster (WATCH is not cluster-safe). MySQL is asked for the sessions only when the
+    script finds no epoch."""
+    keys, args = [ctx.keys.user_auth(user_id)], [epoch, role, int(active), AUTH_TTL_S]
+    if int(await ctx.scripts.cache_auth(keys=keys, args=args + [0])) != -1:
+        return
+    pairs: list[Any] = []
+    now_db, now_s = utcnow(), int(time.time())
+    for row in await db.fetch_all(ctx.db, LIVE_SESSIONS, (user_id, now_db)):
+        left_s = int((row["expires_at"] - now_db).total_seconds())
+        pairs += [session_field(row["id"]), now_s + max(1, left_s)]
+    await ctx.scripts.cache_auth(keys=keys, args=args + [1] + pairs)
 
 
 async def cache_addresses(ctx: Context, user_id: int) -> list[str]:

@@ -12,6 +12,7 @@ from typing import Any
 
 from flashsale import db, outcomes
 from flashsale.context import Context
+from flashsale.services import stock_notices
 
 # Batches of one sale take its row lock first: they and the dead-lettering of an entry then
 # never decide about the same request at the same time.
@@ -175,5 +176,5 @@ async def dead_letter(ctx: Context, sale_id: int, entry: Entry, reason: str, del
             args=[entry.user_id, 1 if given_back else 0, entry.request_id, f"failed:{reason}", ""])
     await outcomes.publish(ctx, sale_id, {entry.request_id: f"failed:{reason}"})
     if given_back:
-        await ctx.redis.publish(k.stock_channel(), sale_id)
+        await stock_notices.publish(ctx, sale_id)
     return bool(given_back)

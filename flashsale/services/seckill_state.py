@@ -18,6 +18,7 @@ from flashsale.context import Context
 from flashsale.errors import NotFound
 from flashsale.jsonio import money, utcnow
 from flashsale.redis_keys import home_shard
+from flashsale.services import stock_notices
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ async def adjust_state(ctx: Context, row: dict[str, Any], stock_delta: int) -> i
     if cold:
         return None
     if stock_delta > 0:
-        await ctx.redis.publish(k.stock_channel(), sale_id)
+        await stock_notices.publish(ctx, sale_id)
     return remaining
 
 
@@ -272,4 +273,4 @@ async def release_units(ctx: Context, sale_id: int, user_id: int, units: int) ->
     remaining = await ctx.scripts.release(keys=[k.sale_stock(sale_id, shard), k.sale_buyers(sale_id, shard)],
                                           args=[user_id, units])
     if int(remaining) >= 0:
-        await ctx.redis.publish(k.stock_channel(), sale_id)
+        await stock_notices.publish(ctx, sale_id)

@@ -1,0 +1,53 @@
+"""ReplicatedMux (FLASHSALE_REDIS_WAIT_REPLICAS): a tick's scripted writes resolve only after the
+WAIT queued behind them on their connection answers, and never hang when that connection is lost."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
+
+from flashsale.redis_routing import NotReplicated, ReplicatedMux
+
+INCR = "return redis.call('INCR', KEYS[1])"
+
+
+@pytest.fixture
+async def key(migrated_db):
+    name = f"{migrated_db.redis_prefix}routing:{{t}}"
+    yield name
+    mux = ReplicatedMux(migrated_db.redis_url, 0, 10)
+    await mux.call("DEL", name)
+    await mux.close()
+
+
+async def test_writes_resolve_after_wait_and_fail_when_too_few_replicas_hold_them(migrated_db, key):
+    # the test Redis has no replica: WAIT 0 is met at once, WAIT 1 never within its timeout
+    for replicas, met in ((0, True), (1, False)):
+        mux = ReplicatedMux(migrated_db.redis_url, replicas, 50)
+        sha = await mux.call("SCRIPT", "LOAD", INCR)
+        replies = await asyncio.gather(*[mux.call("EVALSHA", sha, 1, key) for _ in range(3)],
+                                       mux.call("GET", key), mux.call("EVALSHA", "0" * 40, 0),
+                                       return_exceptions=True)
+        writes, read, missing = replies[:3], replies[3], replies[4]
+        if met:
+            assert writes == [1, 2, 3]
+        else:
+            assert all(isinstance(w, NotReplicated) for w in writes), writes
+        assert int(read) == (3 if met else 6)  # the write happened on the master either way
+        assert isinstance(missing, NoScriptError)  # an error is answered at once, no WAIT needed
+        await mux.close()
+
+
+async def test_a_write_waiting_for_replicas_fails_when_its_connection_is_lost(migrated_db, key):
+    mux = ReplicatedMux(migrated_db.redis_url, 1, 5000)
+    sha = await mux.call("SCRIPT", "LOAD", INCR)
+    write = mux.call("EVALSHA", sha, 1, key)
+    await asyncio.sleep(0.2)  # the script answered; its WAIT is still waiting
+    assert not write.done()
+    mux.conn.transport.abort()
+    with pytest.raises(RedisConnectionError):
+        await asyncio.wait_for(write, 2)
+    assert int(await mux.call("GET", key)) == 1  # a new connection serves the next calls
+    await mux.close()
