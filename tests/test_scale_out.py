@@ -17,7 +17,7 @@ from flashsale import db
 from flashsale.appkeys import CTX
 from flashsale.settings import ROOT
 
-from tests.faults.harness import free_port
+from tests.support.fault_harness import free_port
 from tests.support.auth import session_cookie
 from tests.support.factory import Factory
 from tests.support.redis_cluster import LocalCluster
