@@ -42,7 +42,7 @@ CLUSTER_MODULES = "test_seckill_"
 def pytest_generate_tests(metafunc):
     module = metafunc.module.__name__.rpartition(".")[2]
     if (module.startswith(CLUSTER_MODULES) and "settings" in metafunc.fixturenames
-            and os.environ.get("FLASHSALE_TEST_CLUSTER", "1") != "0"):
+            and os.environ.get("FLASHSALE_TEST_CLUSTER", "0") == "1"):
         metafunc.parametrize("redis_mode", ["single", "cluster"], indirect=True, scope="module")
 
 

@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from tests.support.waiting import wait_until
 from tests.support.fault_shop import goods_violations, place_order, record_case, sale_violations, storm
 
 pytestmark = pytest.mark.slow
@@ -43,7 +44,10 @@ async def test_sigkill_of_a_worker_mid_write_loses_and_doubles_nothing(make_shop
     shop.mysql_proxy.cut()
     shop.ledger.phase = "outage"
     await storm(people, sale_id, admitted)
-    await asyncio.sleep(0.5)
+    # the consumers read entries and hold them, unwritten, while MySQL is cut
+    await wait_until(lambda: sum(pending_by_consumer(shop, sale_id).values()) > 0, timeout=15,
+                     what="stream entries in a consumer's hands during the MySQL cut")
+    await asyncio.sleep(0.3)  # on purpose: let both workers' consumers take some
     orphaned = pending_by_consumer(shop, sale_id)
     shop.mysql_proxy.restore()
     shop.ledger.phase = "normal"
