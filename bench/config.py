@@ -14,6 +14,8 @@ RESULTS_DIR = ROOT / "bench" / "results"
 # with the same cost so that logging in does not re-hash at the production cost: 20,000
 # logins at scrypt n=2**14 would take minutes of CPU and measure only the KDF.
 BENCH_SCRYPT = {"scrypt_n": 16, "scrypt_r": 1, "scrypt_p": 1}
+REDIS_MODES = ("single", "cluster")
+CLUSTER_MASTERS = 3  # BENCH_REDIS=cluster: a local cluster of this many masters, no replicas
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +30,7 @@ class BenchConfig:
     healthz_s: int = 10  # length of the /healthz phase
     per_user_limit: int = 1
     stock_shards: int = 1  # the sale's stock shards (1-64): a hot sale split over Redis hash tags
+    redis: str = "single"  # single: FLASHSALE_REDIS_URL (default the local Redis); cluster: a local cluster for the run
     double_click: float = 0.1  # share of buyers who send their purchase 2-3 times at once
     locust_processes: int = 1  # Locust load processes (--processes); 1 keeps a core for the server
     start_delay_s: float = 0.0  # sale start after the logins; 0: enough to spawn every user
@@ -48,6 +51,9 @@ class BenchConfig:
     db_name: str = "flashsale_bench"
     redis_prefix: str = "bench:"
     results_dir: str = str(RESULTS_DIR)
+    # set by run_bench.py once it started the local cluster (any node's URL); not a knob. Empty:
+    # FLASHSALE_REDIS_URL (with BENCH_REDIS=cluster, a cluster of one's own that it names)
+    redis_url: str = ""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides) -> "BenchConfig":
@@ -59,7 +65,11 @@ class BenchConfig:
             if raw is not None and raw != "":
                 values[field] = _convert(types[field], raw)
         values.update(overrides)
+        if isinstance(values.get("redis"), str):
+            values["redis"] = values["redis"].strip().lower()
         config = cls(**values)
+        if config.redis not in REDIS_MODES:
+            raise ValueError(f"BENCH_REDIS must be one of {', '.join(REDIS_MODES)}, not {config.redis!r}")
         if config.buyers < 1 or config.stock < 1 or config.users < 1 or config.workers < 1:
             raise ValueError("BENCH_BUYERS, BENCH_STOCK, BENCH_USERS and BENCH_WORKERS must be at least 1")
         if not 1 <= config.stock_shards <= 64:
@@ -69,9 +79,16 @@ class BenchConfig:
         return config
 
     def settings(self, **overrides) -> Settings:
-        """The server's settings for the bench database and key space."""
+        """The server's settings for the bench database and key space (on the run's Redis)."""
         return Settings.from_env(db_name=self.db_name, redis_prefix=self.redis_prefix,
-                                 **{**BENCH_SCRYPT, **overrides})
+                                 **{**BENCH_SCRYPT, **self.redis_settings(), **overrides})
+
+    def redis_settings(self) -> dict[str, object]:
+        """The Redis the run uses: the local one (or FLASHSALE_REDIS_URL), or the run's cluster."""
+        values: dict[str, object] = {"redis_cluster": self.redis == "cluster"}
+        if self.redis_url:
+            values["redis_url"] = self.redis_url
+        return values
 
     def server_env(self) -> dict[str, str]:
         """FLASHSALE_* variables that point a `run.py serve` at the bench database and keys."""
@@ -85,16 +102,21 @@ class BenchConfig:
             # the bench's buyers and watchers all come from one address, standing for thousands
             "FLASHSALE_REGISTER_IP_LIMIT": "1000000",
             "FLASHSALE_WS_PER_CLIENT": "100000",
+            "FLASHSALE_REDIS_CLUSTER": "true" if self.redis == "cluster" else "false",
+            **({"FLASHSALE_REDIS_URL": self.redis_url} if self.redis_url else {}),
         }
 
     def public(self) -> dict[str, object]:
-        return dataclasses.asdict(self)
+        values = dataclasses.asdict(self)
+        del values["redis_url"]  # a port of this run only; run.json's `redis` says where Redis was
+        return values
 
 
 ENV_NAMES = {
     "buyers": "BENCH_BUYERS", "stock": "BENCH_STOCK", "users": "BENCH_USERS", "browsers": "BENCH_BROWSERS",
     "workers": "BENCH_WORKERS", "duration_s": "BENCH_DURATION", "spawn_rate": "BENCH_SPAWN_RATE",
-    "healthz_s": "BENCH_HEALTHZ_S", "per_user_limit": "BENCH_LIMIT", "stock_shards": "BENCH_SHARDS", "double_click": "BENCH_DOUBLE_CLICK",
+    "healthz_s": "BENCH_HEALTHZ_S", "per_user_limit": "BENCH_LIMIT", "stock_shards": "BENCH_SHARDS", "redis": "BENCH_REDIS",
+    "double_click": "BENCH_DOUBLE_CLICK",
     "locust_processes": "BENCH_LOCUST_PROCESSES", "start_delay_s": "BENCH_START_DELAY_S",
     "login_concurrency": "BENCH_LOGIN_CONCURRENCY", "poll": "BENCH_POLL", "poll_first_ms": "BENCH_POLL_FIRST_MS",
     "poll_max_ms": "BENCH_POLL_MAX_MS", "poll_timeout_s": "BENCH_POLL_TIMEOUT_S",
