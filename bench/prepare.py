@@ -17,12 +17,14 @@ import time
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 if __package__ in (None, ""):  # run as `python bench/prepare.py`: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import asyncmy  # noqa: E402
 from redis.asyncio import Redis  # noqa: E402
+from redis.asyncio.cluster import RedisCluster  # noqa: E402
 
 from bench.config import BenchConfig  # noqa: E402
 from flashsale import db  # noqa: E402
@@ -90,21 +92,56 @@ async def drop_database(settings: Settings) -> None:
 
 
 async def clear_keys(settings: Settings) -> int:
-    """Delete every key under the bench prefix (never the whole database); returns how many."""
+    """Delete every key under the bench prefix (never the whole database); returns how many.
+
+    On a Redis Cluster every master is scanned on its own (SCAN sees one node's keys), and keys
+    are unlinked one per command: two keys of one node may still sit in different slots."""
     if not settings.redis_prefix:
         raise ValueError("refusing to clear Redis without a key prefix")
-    redis = Redis.from_url(settings.redis_url)
+    pattern = re.sub(r"([*?\[\]\\])", r"\\\1", settings.redis_prefix) + "*"
+    if not settings.redis_cluster:
+        return await _clear_node(settings.redis_url, pattern, one_slot=True)
+    deleted = 0
+    for url in await cluster_master_urls(settings.redis_url):
+        deleted += await _clear_node(url, pattern, one_slot=False)
+    return deleted
+
+
+async def cluster_master_urls(url: str) -> list[str]:
+    """A URL per master of the cluster that `url` names a node of (same scheme and credentials)."""
+    cluster = RedisCluster.from_url(url)
+    try:
+        await cluster.initialize()
+        masters = [(node.host, node.port) for node in cluster.get_primaries()]
+    finally:
+        await cluster.aclose()
+    parts = urlsplit(url)
+    userinfo = parts.netloc.rpartition("@")[0]
+    return [urlunsplit(parts._replace(netloc=(userinfo + "@" if userinfo else "") + f"{host}:{port}"))
+            for host, port in masters]
+
+
+async def _clear_node(url: str, pattern: str, *, one_slot: bool) -> int:
+    redis = Redis.from_url(url)
     deleted = 0
     try:
         batch: list[bytes] = []
-        pattern = re.sub(r"([*?\[\]\\])", r"\\\1", settings.redis_prefix) + "*"
+
+        async def flush() -> int:
+            if one_slot:
+                return await redis.unlink(*batch)
+            async with redis.pipeline(transaction=False) as pipe:
+                for key in batch:
+                    pipe.unlink(key)
+                return sum(await pipe.execute())
+
         async for key in redis.scan_iter(match=pattern, count=1000):
             batch.append(key)
             if len(batch) >= 1000:
-                deleted += await redis.unlink(*batch)
+                deleted += await flush()
                 batch.clear()
         if batch:
-            deleted += await redis.unlink(*batch)
+            deleted += await flush()
     finally:
         await redis.aclose()
     return deleted

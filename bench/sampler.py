@@ -2,20 +2,26 @@
 
 A thread takes a sample every INTERVAL_S: per group, the CPU seconds (user + system) of its
 processes since they started, and their summed RSS; while a sale is set, its Redis state
-(remaining stock, admissions so far, results written, stream length). Phases are cut out of
-the series afterwards by time, so a phase's CPU is the difference of two interpolated samples.
+summed over the sale's stock shards (remaining stock, admissions so far, results written,
+stream length), and the largest backlog (admitted, no result yet) of any one shard. Phases are
+cut out of the series afterwards by time, so a phase's CPU is the difference of two
+interpolated samples. On a Redis Cluster the shards' keys are read through the cluster client
+(one pipeline, split per node) and the `redis` group is the cluster's own nodes.
 """
 from __future__ import annotations
 
 import csv
+import re
 import threading
 import time
 from bisect import bisect_left
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psutil
 from redis import Redis
+from redis.cluster import RedisCluster
 from redis.exceptions import RedisError
 
 from flashsale.redis_keys import Keys
@@ -32,6 +38,21 @@ def find_service(names: tuple[str, ...]) -> list[psutil.Process]:
         if proc.info["name"] in names:
             found.append(proc)
     return found
+
+
+def find_redis(url: str) -> list[psutil.Process]:
+    """The redis-server serving `url` (its process title names its port: `redis-server 127.0.0.1:6379`),
+    not the other Redis servers of the machine (a test run's cluster); all of them when none says so."""
+    title = re.compile(rf":{urlsplit(url).port or 6379}(?!\d)")
+    servers = find_service(SERVICE_NAMES["redis"])
+    mine = []
+    for proc in servers:
+        try:
+            if title.search(" ".join(proc.cmdline())):
+                mine.append(proc)
+        except psutil.Error:
+            continue
+    return mine or servers
 
 
 @dataclass
@@ -73,13 +94,25 @@ class Group:
 
 
 class Sampler:
-    def __init__(self, redis_url: str, keys: Keys):
+    def __init__(self, redis_url: str, keys: Keys, *, cluster: bool = False,
+                 redis_pids: list[int] | None = None):
+        """`redis_pids`: the Redis processes to follow (the run's cluster nodes); by default the
+        redis-server that serves `redis_url`."""
         self.groups = {name: Group() for name in GROUPS}
-        for name, names in SERVICE_NAMES.items():
-            self.groups[name] = Group(roots=find_service(names), with_children=False)
-        self.redis = Redis.from_url(redis_url, decode_responses=True, socket_timeout=2)
+        self.groups["mariadb"] = Group(roots=find_service(SERVICE_NAMES["mariadb"]), with_children=False)
+        if redis_pids is None:
+            redis_procs = find_redis(redis_url)
+        else:
+            redis_procs = [p for p in (_process(pid) for pid in redis_pids) if p is not None]
+        self.groups["redis"] = Group(roots=redis_procs, with_children=False)
+        self.cluster = cluster
+        if cluster:
+            self.redis = RedisCluster.from_url(redis_url, decode_responses=True, socket_timeout=2)
+        else:
+            self.redis = Redis.from_url(redis_url, decode_responses=True, socket_timeout=2)
         self.keys = keys
         self.sale_id: int | None = None
+        self.shards: int | None = None  # the sale's stock shards, read once from its window
         self.rows: list[dict] = []
         self.lock = threading.Lock()
         self.stop_event = threading.Event()
@@ -99,6 +132,7 @@ class Sampler:
 
     def follow_sale(self, sale_id: int | None) -> None:
         self.sale_id = sale_id
+        self.shards = None
 
     def start(self) -> None:
         self.thread.start()
@@ -135,16 +169,18 @@ class Sampler:
             return {}
         k = self.keys
         try:
+            if self.shards is None:
+                self.shards = max(1, int(self.redis.hget(k.sale_window(sale_id), "shards") or 1))
             with self.redis.pipeline(transaction=False) as pipe:
-                pipe.get(k.sale_stock(sale_id))
-                pipe.hget(k.sale_stats(sale_id), "admitted")
-                pipe.hlen(k.sale_results(sale_id))
-                pipe.xlen(k.sale_stream(sale_id))
-                stock, admitted, results, stream = pipe.execute()
+                for shard in range(self.shards):
+                    pipe.get(k.sale_stock(sale_id, shard))
+                    pipe.hget(k.sale_stats(sale_id, shard), "admitted")
+                    pipe.hlen(k.sale_results(sale_id, shard))
+                    pipe.xlen(k.sale_stream(sale_id, shard))
+                replies = pipe.execute()
         except (RedisError, OSError):
             return {}
-        return {"stock": _int(stock), "admitted": _int(admitted), "results": _int(results),
-                "stream": _int(stream)}
+        return shard_sums([replies[i:i + 4] for i in range(0, len(replies), 4)])
 
     # --- reading the series ---
     def series(self) -> list[dict]:
@@ -153,8 +189,7 @@ class Sampler:
 
     def write_csv(self, path: Path) -> None:
         rows = self.series()
-        columns = ["t"] + [f"{g}_{m}" for g in GROUPS for m in ("cpu_s", "rss")] + [
-            "stock", "admitted", "results", "stream"]
+        columns = ["t"] + [f"{g}_{m}" for g in GROUPS for m in ("cpu_s", "rss")] + list(SALE_COLUMNS)
         with open(path, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
             writer.writeheader()
@@ -162,8 +197,32 @@ class Sampler:
                 writer.writerow(row)
 
 
+SALE_COLUMNS = ("stock", "admitted", "results", "stream", "shards", "backlog_max_shard")
+
+
+def shard_sums(per_shard: list[list]) -> dict:
+    """(stock, admitted, results, stream length) of each shard -> the sale's sums, the shard
+    count and the largest backlog (admitted, no result yet) of one shard. A figure no shard
+    has (the sale's keys not written yet) stays None."""
+    row: dict = {"shards": len(per_shard)}
+    for i, name in enumerate(SALE_COLUMNS[:4]):
+        values = [_int(shard[i]) for shard in per_shard]
+        present = [v for v in values if v is not None]
+        row[name] = sum(present) if present else None
+    backlogs = [(_int(s[1]) or 0) - (_int(s[2]) or 0) for s in per_shard]
+    row["backlog_max_shard"] = max(backlogs) if backlogs else None
+    return row
+
+
 def _int(value) -> int | None:
     return int(value) if value is not None else None
+
+
+def _process(pid: int) -> psutil.Process | None:
+    try:
+        return psutil.Process(pid)
+    except psutil.Error:
+        return None
 
 
 def value_at(rows: list[dict], column: str, t: float) -> float | None:
