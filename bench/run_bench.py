@@ -2,12 +2,14 @@
 
 Knobs are BENCH_* environment variables (bench/config.py lists them all), e.g.
     make bench BENCH_BUYERS=20000 BENCH_STOCK=10000 BENCH_USERS=200 BENCH_WORKERS=2
+    make bench BENCH_REDIS=cluster BENCH_SHARDS=4   # on a local 3-master Redis Cluster started for the run
 Exit status 0 when the verdict holds, 1 when it fails, 2 when the run itself broke.
 """
 from __future__ import annotations
 
 import asyncio
 import csv
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -17,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -26,10 +29,11 @@ if __package__ in (None, ""):  # run as `python bench/run_bench.py`: make the pr
 import psutil  # noqa: E402
 import uvloop  # noqa: E402
 from redis import Redis  # noqa: E402
+from redis.cluster import RedisCluster  # noqa: E402
 from redis.exceptions import ResponseError  # noqa: E402
 
 from bench import report  # noqa: E402
-from bench.config import ROOT, BenchConfig  # noqa: E402
+from bench.config import CLUSTER_MASTERS, ROOT, BenchConfig  # noqa: E402
 from bench.login import login_all  # noqa: E402
 from bench.prepare import prepare, schedule_sale  # noqa: E402
 from bench.calibrate import bare_insert  # noqa: E402
@@ -228,7 +232,8 @@ def stop_profilers(procs: list[subprocess.Popen]) -> None:
 def wait_drained(settings: Settings, sale_id: int, timeout_s: float) -> float | None:
     """Until every admitted request has its result and nothing waits in the stream; the time, or None."""
     k = Keys(settings.redis_prefix)
-    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    client = RedisCluster if settings.redis_cluster else Redis
+    redis = client.from_url(settings.redis_url, decode_responses=True)
     deadline = time.monotonic() + timeout_s
     try:
         shards = int(redis.hget(k.sale_window(sale_id), "shards") or 1)
@@ -294,6 +299,45 @@ class WatcherProcess:
         return json.loads(self.out.read_text()) if self.out.exists() else None
 
 
+def start_cluster(started: float):
+    """The run's own Redis Cluster: CLUSTER_MASTERS masters, no replicas, no persistence, on free
+    ports, from tests/support/redis_cluster.py. Its nodes are left unpinned, like the system
+    Redis of a single-Redis run: neither on the server's cores nor on the load generators'."""
+    from tests.support.redis_cluster import LocalCluster
+
+    say(started, f"starting a local Redis Cluster: {CLUSTER_MASTERS} masters, no replicas")
+    cluster = LocalCluster(masters=CLUSTER_MASTERS)
+    try:
+        cluster.start()
+    except BaseException as exc:
+        cluster.stop()
+        if isinstance(exc, Exception):
+            raise RunBroke(f"the local Redis Cluster did not start: {exc}") from exc
+        raise
+    say(started, f"  nodes on ports {', '.join(map(str, cluster.ports))}")
+    return cluster
+
+
+def redis_record(config: BenchConfig, cluster) -> dict:
+    """Where the run's Redis was: run.json and summary.json keep it as `redis`."""
+    url = config.settings().redis_url
+    parts = urllib.parse.urlsplit(url)
+    record: dict = {"mode": config.redis, "shards": config.stock_shards,
+                    "endpoint": f"{parts.hostname}:{parts.port or 6379}", "pinned": False,
+                    "server_version": _redis_version(url)}
+    if cluster is not None:
+        record.update({"masters": CLUSTER_MASTERS, "replicas": 0, "ports": list(cluster.ports)})
+    return record
+
+
+def _redis_version(url: str) -> str | None:
+    try:
+        with Redis.from_url(url, socket_timeout=2) as redis:
+            return redis.info("server").get("redis_version")
+    except Exception:
+        return None
+
+
 def raise_open_files() -> None:
     """As many open files as allowed: the server (a child) holds a socket per watcher and buyer."""
     import resource
@@ -304,8 +348,21 @@ def raise_open_files() -> None:
 
 
 def run(config: BenchConfig) -> tuple[dict, Path]:
-    """The whole bench; returns the summary and the run directory."""
+    """The whole bench, on its own Redis Cluster with BENCH_REDIS=cluster (stopped at the end,
+    whatever happens); returns the summary and the run directory."""
     started = time.monotonic()
+    cluster = start_cluster(started) if config.redis == "cluster" else None
+    try:
+        if cluster is not None:
+            config = dataclasses.replace(config, redis_url=cluster.url)
+        return _run(config, started, cluster)
+    finally:
+        if cluster is not None:
+            cluster.stop()
+            say(started, "the local Redis Cluster is stopped")
+
+
+def _run(config: BenchConfig, started: float, cluster) -> tuple[dict, Path]:
     when = dt.datetime.now(dt.timezone.utc)
     results_dir = Path(config.results_dir)
     run_dir = results_dir / when.strftime("%Y%m%dT%H%M%SZ")
@@ -313,21 +370,24 @@ def run(config: BenchConfig) -> tuple[dict, Path]:
     commit, dirty = git_state()
     record: dict = {"when": when.isoformat(timespec="seconds").replace("+00:00", "Z"), "git_commit": commit,
                     "git_dirty": dirty, "hardware": report.hardware(), "config": config.public(),
-                    "marks": {}, "notes": []}
+                    "redis": redis_record(config, cluster), "marks": {}, "notes": []}
     settings = config.settings()
     marks = record["marks"]
 
-    say(started, f"preparing {config.buyers} buyers in {config.db_name} (keys under {config.redis_prefix!r})")
+    say(started, f"preparing {config.buyers} buyers in {config.db_name} (keys under {config.redis_prefix!r}, "
+                 f"{'the local cluster' if cluster is not None else 'Redis ' + record['redis']['endpoint']})")
     prepared = asyncio.run(prepare(settings, config.buyers, config.stock, run_dir / "accounts.csv"))
     marks["prepare_s"] = round(prepared.seconds, 2)
 
     raise_open_files()
     server_cores, load_cores = cores_for(config)
     record["affinity"] = {"server": sorted(server_cores) if server_cores else None,
-                          "load": sorted(load_cores) if load_cores else None}
+                          "load": sorted(load_cores) if load_cores else None,
+                          "redis": None}  # never pinned: the system Redis, or the run's cluster nodes
     port = config.port or free_port()
     server = Server(config, port, run_dir / "server.log", background=not config.deferred_drain)
-    sampler = Sampler(settings.redis_url, Keys(settings.redis_prefix))
+    sampler = Sampler(settings.redis_url, Keys(settings.redis_prefix), cluster=settings.redis_cluster,
+                      redis_pids=[proc.pid for proc in cluster.procs.values()] if cluster is not None else None)
     profilers: list[subprocess.Popen] = []
     drain_server: Server | None = None
     watchers: WatcherProcess | None = None
@@ -474,8 +534,13 @@ def run(config: BenchConfig) -> tuple[dict, Path]:
     return summary, run_dir
 
 
+def _terminated(signum, frame) -> None:
+    raise SystemExit(128 + signum)  # unwinds like Ctrl-C: the server and the cluster are stopped
+
+
 def main() -> int:
     config = BenchConfig.from_env()
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         summary, run_dir = run(config)
     except RunBroke as exc:
