@@ -1,4 +1,10 @@
-"""Two bench runs side by side: `python bench/compare.py A B` (a summary.json, a run directory or latest)."""
+"""Bench runs side by side: `python bench/compare.py A B [C ...]` (each a summary.json, a run directory or latest).
+
+Each column is labelled with its letter, Redis mode and the sale's shards (`B cluster/4`). The
+scale-out figures come first: server CPU per purchase in admission (and its ratio to /healthz),
+Redis's CPU per purchase, and the drain's orders/s; then every other figure. Two runs get a
+change column (B against A); more runs get each scale-out figure relative to A instead.
+"""
 from __future__ import annotations
 
 import json
@@ -9,6 +15,7 @@ if __package__ in (None, ""):  # run as `python bench/compare.py`: make the proj
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.config import RESULTS_DIR  # noqa: E402
+from bench.report import redis_of  # noqa: E402
 
 # (dotted path in summary.json, label, +1 when higher is better, -1 when lower is better, 0 neutral)
 FIGURES = [
@@ -22,6 +29,7 @@ FIGURES = [
     ("phases.admission.p99_ms", "admission p99 ms", -1),
     ("phases.admission.max_ms", "admission max ms", -1),
     ("phases.admission.server_cpu_us_per_purchase", "admission server CPU us/purchase", -1),
+    ("phases.admission.redis_cpu_us_per_purchase", "admission Redis CPU us/purchase", -1),
     ("phases.admission.server_cpu_us_per_request", "admission server CPU us/request", -1),
     ("cpu_purchase_vs_healthz", "CPU purchase / healthz", -1),
     ("purchase_vs_healthz", "req/s purchase / healthz", 1),
@@ -47,6 +55,8 @@ FIGURES = [
     ("watchers.mysql_questions_per_s_sale", "MySQL q/s during the sale", -1),
     ("phases.drain.orders_per_s_with_backlog", "drain orders/s (backlog)", 1),
     ("phases.drain.orders_per_s_peak_1s", "drain orders/s (best 1 s)", 1),
+    ("phases.drain.orders_per_s_mean", "drain orders/s (first to last order)", 1),
+    ("phases.drain.max_backlog_one_shard", "drain max backlog of one shard", 0),
     ("phases.drain.seconds_last_admission_to_last_order", "last admission to last order s", -1),
     ("phases.drain.bare_insert.rows_per_s", "bare multi-row INSERT rows/s", 0),
     ("drain_vs_bare_insert", "drain / bare INSERT", 1),
@@ -62,6 +72,19 @@ FIGURES = [
     ("verdict.refused_sold_out_while_stock_remained", "refused while stock remained", -1),
     ("verdict.passed", "verdict passed", 0),
 ]
+# shown first, side by side: what a scale-out (cluster, shards) changes
+SCALE_OUT = (
+    "phases.healthz.server_cpu_us_per_request",
+    "phases.admission.server_cpu_us_per_purchase",
+    "cpu_purchase_vs_healthz",
+    "phases.admission.redis_cpu_us_per_purchase",
+    "phases.admission.rps",
+    "phases.drain.orders_per_s_with_backlog",
+    "phases.drain.orders_per_s_peak_1s",
+    "phases.drain.orders_per_s_mean",
+    "drain_vs_bare_insert",
+    "verdict.passed",
+)
 SETTINGS = ("buyers", "stock", "users", "browsers", "workers", "locust_processes", "double_click",
             "deferred_drain", "watchers", "page_storm_s", "result_wait_ms", "pin")
 MISSING = "\u2014"  # a figure the run did not have (older runs lack the newer ones)
@@ -107,6 +130,8 @@ def fmt(value) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
+        if abs(value) < 10:  # ratios: 3.27, not 3.3
+            return f"{value:.2f}"
         return f"{value:,.1f}" if abs(value) < 100_000 else f"{value:,.0f}"
     return str(value)
 
@@ -115,30 +140,78 @@ def _when(summary: dict) -> str:
     return (summary.get("when") or "-")[5:16].replace("T", " ")
 
 
-def compare(a: dict, b: dict) -> str:
-    width = max(len(label) for _, label, _ in FIGURES) + 2
-    lines = [f"{'':<{width}}{'A':>14}{'B':>14}  change",
-             f"{'run (UTC)':<{width}}{_when(a):>14}{_when(b):>14}",
-             f"{'commit':<{width}}{(a.get('git_commit') or '-')[:10]:>14}{(b.get('git_commit') or '-')[:10]:>14}"]
+def redis_mode(summary: dict) -> tuple[str, int]:
+    """(mode, shards) of a run; runs from before BENCH_REDIS ran on one Redis."""
+    redis = summary.get("redis") or redis_of({"config": summary.get("settings") or {}})
+    return redis.get("mode") or "single", int(redis.get("shards") or 1)
+
+
+def label(summary: dict, letter: str) -> str:
+    mode, shards = redis_mode(summary)
+    return f"{letter} {mode}/{shards}"
+
+
+def ratio(a, b) -> str:
+    if isinstance(a, bool) or isinstance(b, bool) or not isinstance(a, (int, float)) or \
+            not isinstance(b, (int, float)) or a == 0:
+        return MISSING
+    return f"{b / a:.2f}x"
+
+
+COLUMN = 14
+
+
+def compare(*runs: dict) -> str:
+    """Two or more summaries side by side (with a change column when there are two)."""
+    if len(runs) < 2:
+        raise ValueError("compare needs two runs or more")
+    letters = [chr(ord("A") + i) if i < 26 else f"#{i + 1}" for i in range(len(runs))]
+    pair = len(runs) == 2
+    labels = {dotted: (text, better) for dotted, text, better in FIGURES}
+    width = max(len(text) for _, text, _ in FIGURES) + 2
+
+    def row(name: str, values: list, note: str = "") -> str:
+        cells = "".join(f"{v:>{COLUMN}}" for v in values)
+        return f"{name:<{width}}{cells}" + (f"  {note}" if note else "")
+
+    lines = [row("", [label(r, x) for r, x in zip(runs, letters)], "change" if pair else ""),
+             row("run (UTC)", [_when(r) for r in runs]),
+             row("commit", [(r.get("git_commit") or "-")[:10] for r in runs])]
+    modes = [redis_mode(r) for r in runs]
+    lines.append(row("redis", [m for m, _ in modes], "" if len({m for m, _ in modes}) == 1 else "differs"))
+    lines.append(row("shards", [str(n) for _, n in modes], "" if len({n for _, n in modes}) == 1 else "differs"))
     for name in SETTINGS:
-        va, vb = get(a, f"settings.{name}"), get(b, f"settings.{name}")
-        if va is not None or vb is not None:
-            lines.append(f"{name:<{width}}{fmt(va):>14}{fmt(vb):>14}  {'' if va == vb else 'differs'}")
-    lines.append("")
-    for dotted, label, better in FIGURES:
-        va, vb = get(a, dotted), get(b, dotted)
-        if va is None and vb is None:
+        values = [get(r, f"settings.{name}") for r in runs]
+        if any(v is not None for v in values):
+            lines.append(row(name, [fmt(v) for v in values], "" if len({repr(v) for v in values}) == 1 else "differs"))
+
+    lines += ["", "scale-out" + ("" if pair else f" (relative to {letters[0]} below each figure)")]
+    for dotted in SCALE_OUT:
+        text, better = labels[dotted]
+        values = [get(r, dotted) for r in runs]
+        if all(v is None for v in values):
             continue
-        lines.append(f"{label:<{width}}{fmt(va):>14}{fmt(vb):>14}  {change(va, vb, better)}")
+        lines.append(row(text, [fmt(v) for v in values], change(values[0], values[1], better) if pair else ""))
+        if not pair and any(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            lines.append(row(f"  vs {letters[0]}", [ratio(values[0], v) for v in values]))
+
+    lines += ["", "other figures"]
+    for dotted, text, better in FIGURES:
+        if dotted in SCALE_OUT:
+            continue
+        values = [get(r, dotted) for r in runs]
+        if all(v is None for v in values):
+            continue
+        lines.append(row(text, [fmt(v) for v in values], change(values[0], values[1], better) if pair else ""))
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 2:
+    if len(argv) < 2:
         print(__doc__.strip(), file=sys.stderr)
         return 2
-    print(compare(load(argv[0]), load(argv[1])))
+    print(compare(*(load(arg) for arg in argv)))
     return 0
 
 

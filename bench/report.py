@@ -116,6 +116,9 @@ def phase(rows: list[dict], start: float, end: float, timeline: list[dict], *, p
         "rps": _r(len(inside) / seconds, 1), **latency(inside), "errors_by_status": errors_by_status(inside),
         f"server_cpu_us_per_{per}": _r(server_cpu / len(inside) * 1e6, 1) if server_cpu is not None else None,
     }
+    if per == "purchase":  # Redis's side of admission: the system Redis (all its clients), or the cluster's nodes
+        redis_cpu = res["cpu_s"]["redis"]
+        figures["redis_cpu_us_per_purchase"] = _r(redis_cpu / len(inside) * 1e6, 1) if redis_cpu is not None else None
     if others is not None:
         total = len(inside) + len(other_inside)
         figures["other_requests"] = dict(sorted(Counter(r["name"] for r in other_inside).items()))
@@ -162,6 +165,8 @@ def drain_figures(orders: list[float], accepted: list[dict], last_admission: flo
         backlog = [r["admitted"] - r["results"] for r in timeline
                    if r.get("admitted") is not None and r.get("results") is not None]
         figures["max_backlog"] = int(max(backlog)) if backlog else None
+        one_shard = [r["backlog_max_shard"] for r in timeline if r.get("backlog_max_shard") is not None]
+        figures["max_backlog_one_shard"] = int(max(one_shard)) if one_shard else None
     # resources while orders were being written (deferred: leave out the drain server's start-up)
     start = first - 0.05 if deferred else (last_admission or first)
     if last > start:
@@ -305,7 +310,7 @@ def build_summary(run_dir: Path) -> dict:
     summary: dict = {
         "when": run["when"], "run_dir": str(run_dir), "git_commit": run.get("git_commit"),
         "git_dirty": run.get("git_dirty"), "hardware": run.get("hardware") or hardware(),
-        "settings": run["config"], "sale_id": run.get("sale_id"), "phases": {},
+        "settings": run["config"], "redis": redis_of(run), "sale_id": run.get("sale_id"), "phases": {},
     }
     phases = summary["phases"]
 
@@ -426,6 +431,24 @@ def build_summary(run_dir: Path) -> dict:
     return summary
 
 
+def redis_of(run: dict) -> dict:
+    """run.json's `redis` (mode, shards, nodes); a run from before BENCH_REDIS ran on one Redis."""
+    config = run.get("config") or {}
+    redis = dict(run.get("redis") or {})
+    redis.setdefault("mode", config.get("redis", "single"))
+    redis.setdefault("shards", config.get("stock_shards", 1))
+    return redis
+
+
+def redis_label(summary: dict) -> str:
+    """`single Redis, 1 shard` / `cluster (3 masters), 4 shards`."""
+    redis = summary.get("redis") or redis_of({"config": summary.get("settings") or {}})
+    shards = redis.get("shards") or 1
+    where = f"cluster ({redis['masters']} masters)" if redis.get("masters") else (
+        "cluster" if redis.get("mode") == "cluster" else "single Redis")
+    return f"{where}, {shards} shard{'s' if shards != 1 else ''}"
+
+
 def _ratio(a: dict | None, a_key: str, b: dict | None, b_key: str) -> float | None:
     if not a or not b or not a.get(a_key) or not b.get(b_key):
         return None
@@ -480,7 +503,7 @@ def write_chart(run_dir: Path, summary: dict) -> Path | None:
     ax1.legend(loc="upper right")
     ax1.set_title(f"FlashSale bench {summary['when']}: {summary['settings']['buyers']} buyers, "
                   f"stock {summary['settings']['stock']}, {summary['settings']['users']} users, "
-                  f"{summary['settings']['workers']} workers")
+                  f"{summary['settings']['workers']} workers, {redis_label(summary)}")
     ax2.plot(xs, p99("purchase"), label="purchase p99")
     ax2.plot(xs, p99("result"), label="result p99")
     outcomes = [r for r in sale if r["type"] == "ORDER"]
@@ -527,7 +550,10 @@ def write_chart(run_dir: Path, summary: dict) -> Path | None:
 # --- the table -----------------------------------------------------------------------------------
 
 def table(summary: dict) -> str:
-    lines = [f"{'phase':<12}{'requests':>10}{'req/s':>10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}"
+    settings = summary.get("settings") or {}
+    lines = [f"{redis_label(summary)}; {settings.get('workers', '-')} workers, {settings.get('buyers', '-')} buyers, "
+             f"stock {settings.get('stock', '-')}, {settings.get('users', '-')} users",
+             f"{'phase':<12}{'requests':>10}{'req/s':>10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}"
              f"{'errors':>8}{'srv CPU us/req':>16}"]
     for name in ("healthz", "login", "page_storm", "admission", "sold_out"):
         p = summary["phases"].get(name)
@@ -548,7 +574,8 @@ def table(summary: dict) -> str:
                      f"({_f(d.get('backlog_seconds'))} s), last order "
                      f"{_f(d.get('seconds_last_admission_to_last_order'))} s after the last admission")
     lines.append(f"server CPU per purchase / per /healthz: {_f(summary.get('cpu_purchase_vs_healthz'))}   "
-                 f"purchase req/s / healthz req/s: {_f(summary.get('purchase_vs_healthz'))}")
+                 f"purchase req/s / healthz req/s: {_f(summary.get('purchase_vs_healthz'))}   Redis CPU per "
+                 f"purchase: {_f((summary['phases'].get('admission') or {}).get('redis_cpu_us_per_purchase'))} us")
     spreads = summary.get("ratio_spread") or {}
 
     def with_spread(key: str) -> str:
