@@ -199,6 +199,10 @@ def run_locust(config: BenchConfig, run_dir: Path, phase: str, classes: list[str
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
         raise RunBroke(f"Locust ({phase}) did not stop in time; see locust-{phase}.log") from None
+    except BaseException:  # Ctrl-C, SIGTERM: no load left running against a server that is going away
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        raise
 
 
 def start_profilers(run_dir: Path, pids: list[int]) -> list[subprocess.Popen]:
