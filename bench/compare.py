@@ -77,6 +77,8 @@ SCALE_OUT = (
     "phases.healthz.server_cpu_us_per_request",
     "phases.admission.server_cpu_us_per_purchase",
     "cpu_purchase_vs_healthz",
+    "ratio_spread.cpu_purchase_vs_healthz.min",
+    "ratio_spread.cpu_purchase_vs_healthz.max",
     "phases.admission.redis_cpu_us_per_purchase",
     "phases.admission.rps",
     "phases.drain.orders_per_s_with_backlog",
