@@ -1,8 +1,11 @@
 """A tiny `make bench` end to end (the report is written with every phase's figures, the verdict holds, an
-oversold sale fails it), and the locustfile on its own against a server, buyers registering themselves."""
+oversold sale fails it), and the locustfile on its own against a server, buyers registering themselves.
+Fast checks without a load run: BENCH_REDIS, compare.py side by side, clearing keys and sampling a
+sharded sale on a local Redis Cluster."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -10,15 +13,18 @@ import subprocess
 import sys
 
 import pytest
+from redis.cluster import RedisCluster
 
-from bench.config import BenchConfig
+from bench import compare, report
+from bench.config import ENV_NAMES, BenchConfig
 from bench.prepare import clear_keys, drop_database, prepare, schedule_sale
 from bench.run_bench import Server, free_port
+from bench.sampler import Sampler
 from bench.verdict import ClientView, compute
 from flashsale import db
+from flashsale.redis_keys import Keys
 from flashsale.settings import ROOT
-
-pytestmark = pytest.mark.slow
+from tests.support.redis_cluster import LocalCluster
 
 RUN_ID = os.getpid()
 BUYERS, STOCK = 300, 200
@@ -75,6 +81,7 @@ async def inject_extra_order(config: BenchConfig, sale_id: int) -> None:
         await db.close_pool(pool)
 
 
+@pytest.mark.slow
 def test_tiny_bench_writes_its_report_and_its_verdict_catches_an_oversold_sale(bench_config):
     done = subprocess.run([sys.executable, "bench/run_bench.py"], cwd=ROOT, env=bench_env(bench_config),
                           capture_output=True, text=True, timeout=240)
@@ -153,6 +160,7 @@ def standalone_config():
     asyncio.run(clear_keys(settings))
 
 
+@pytest.mark.slow
 def test_the_locustfile_on_its_own_registers_buyers_finds_the_sale_and_checks_the_outcomes(standalone_config, tmp_path):
     settings = standalone_config.settings()
     prepared = asyncio.run(prepare(settings, 1, 3, tmp_path / "accounts.csv"))
@@ -175,3 +183,139 @@ def test_the_locustfile_on_its_own_registers_buyers_finds_the_sale_and_checks_th
     assert checks["buyers_queued"] == checks["requests_queued"] == checks["ended_final"] == 3
     assert checks["told_202_above_limit"] == checks["queued_never_final"] == 0
     assert "purchase_to_order" in output and "sold_out" in output
+
+
+# --- fast: no load run -----------------------------------------------------------------------------
+
+def test_bench_redis_picks_the_redis_mode_and_points_every_component_at_it():
+    assert ENV_NAMES["redis"] == "BENCH_REDIS" and ENV_NAMES["stock_shards"] == "BENCH_SHARDS"
+    single = BenchConfig.from_env({})
+    assert single.redis == "single" and single.stock_shards == 1
+    assert single.server_env()["FLASHSALE_REDIS_CLUSTER"] == "false"
+    assert "FLASHSALE_REDIS_URL" not in single.server_env()  # the server's own FLASHSALE_REDIS_URL
+    assert single.settings().redis_cluster is False
+
+    config = BenchConfig.from_env({"BENCH_REDIS": " Cluster ", "BENCH_SHARDS": "4"})
+    assert config.redis == "cluster" and config.stock_shards == 4
+    assert config.public()["redis"] == "cluster" and "redis_url" not in config.public()
+    started = dataclasses.replace(config, redis_url="redis://127.0.0.1:31001/0")  # as run_bench does
+    assert started.server_env()["FLASHSALE_REDIS_CLUSTER"] == "true"
+    assert started.server_env()["FLASHSALE_REDIS_URL"] == "redis://127.0.0.1:31001/0"
+    settings = started.settings()
+    assert settings.redis_cluster is True and settings.redis_url == "redis://127.0.0.1:31001/0"
+    assert settings.redis_prefix == config.redis_prefix
+
+    with pytest.raises(ValueError, match="BENCH_REDIS"):
+        BenchConfig.from_env({"BENCH_REDIS": "sentinel"})
+    with pytest.raises(ValueError, match="BENCH_SHARDS"):
+        BenchConfig.from_env({"BENCH_REDIS": "cluster", "BENCH_SHARDS": "0"})
+
+
+def _summary(mode: str | None, shards: int, cpu_us: float, drain: float) -> dict:
+    summary = {
+        "when": "2025-06-01T09:00:00Z", "git_commit": "0123456789abcdef",
+        "settings": {"buyers": 2000, "stock": 1000, "workers": 2, "stock_shards": shards},
+        "phases": {"healthz": {"rps": 4000.0, "server_cpu_us_per_request": 100.0},
+                   "admission": {"rps": 1500.0, "server_cpu_us_per_purchase": cpu_us,
+                                 "redis_cpu_us_per_purchase": 25.0},
+                   "drain": {"mode": "live", "orders": 1000, "orders_per_s_with_backlog": drain,
+                             "orders_per_s_peak_1s": drain * 1.5}},
+        "cpu_purchase_vs_healthz": cpu_us / 100.0, "verdict": {"passed": True, "orders": 1000},
+    }
+    if mode is not None:  # a run from before BENCH_REDIS has neither
+        summary["settings"]["redis"] = mode
+        summary["redis"] = {"mode": mode, "shards": shards}
+    return summary
+
+
+def test_compare_puts_single_and_cluster_runs_side_by_side(tmp_path, capsys):
+    paths = []
+    for name, summary in [("single1", _summary("single", 1, 300.0, 5000.0)),
+                          ("cluster1", _summary("cluster", 1, 330.0, 5000.0)),
+                          ("cluster4", _summary("cluster", 4, 360.0, 8000.0))]:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "summary.json").write_text(json.dumps(summary))
+        paths.append(str(tmp_path / name))
+    paths[2] += "/summary.json"  # a run directory or its summary.json
+
+    assert compare.main(paths) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["A", "single/1", "B", "cluster/1", "C", "cluster/4"]
+    rows = {line[:42].strip(): line[42:].split() for line in lines if line[:42].strip()}
+    assert rows["redis"] == ["single", "cluster", "cluster", "differs"]
+    assert rows["shards"] == ["1", "1", "4", "differs"]
+    assert rows["admission server CPU us/purchase"] == ["300.0", "330.0", "360.0"]
+    assert rows["CPU purchase / healthz"] == ["3.00", "3.30", "3.60"]
+    assert rows["admission Redis CPU us/purchase"] == ["25.0", "25.0", "25.0"]
+    assert rows["drain orders/s (backlog)"] == ["5,000.0", "5,000.0", "8,000.0"]
+    out = "\n".join(lines)
+    assert "  vs A" in out and "1.10x" in out and "1.60x" in out  # CPU B/A, drain C/A
+    assert out.index("drain orders/s (backlog)") < out.index("other figures") < out.index("healthz req/s")
+
+    # two runs: the A/B table with its change column, as before; an older run reads as single/1
+    assert compare.main([paths[0], paths[2]]) == 0
+    pair = capsys.readouterr().out
+    assert pair.splitlines()[0].split() == ["A", "single/1", "B", "cluster/4", "change"]
+    assert "+20.0% worse" in pair and "+60.0% better" in pair
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps(_summary(None, 1, 300.0, 5000.0)))
+    assert compare.main([str(old), paths[1]]) == 0
+    assert capsys.readouterr().out.splitlines()[0].split() == ["A", "single/1", "B", "cluster/1", "change"]
+    assert compare.main([paths[0]]) == 2  # one run: nothing to compare
+
+
+def test_the_printed_table_names_the_redis_mode_and_shards():
+    summary = {**_summary("cluster", 4, 360.0, 8000.0), "redis": {"mode": "cluster", "shards": 4, "masters": 3},
+               "verdict": None}
+    assert report.table(summary).splitlines()[0].startswith("cluster (3 masters), 4 shards; 2 workers")
+    older = {**_summary(None, 1, 300.0, 5000.0), "verdict": None}
+    assert report.table(older).splitlines()[0].startswith("single Redis, 1 shard;")
+
+
+@pytest.fixture(scope="module")
+def local_cluster():
+    cluster = LocalCluster(masters=3).start()
+    yield cluster
+    cluster.stop()
+
+
+def test_on_a_cluster_keys_are_cleared_on_every_master_and_the_sampler_sums_the_shards(local_cluster):
+    prefix = f"benchclear:{RUN_ID}:"
+    config = dataclasses.replace(BenchConfig.from_env({"BENCH_REDIS": "cluster"}, redis_prefix=prefix),
+                                 redis_url=local_cluster.url)
+    settings = config.settings()
+    k = Keys(prefix)
+    redis = RedisCluster.from_url(local_cluster.url, decode_responses=True)
+    try:
+        sale, shards = 7, 4
+        redis.hset(k.sale_window(sale), "shards", shards)
+        for shard in range(shards):  # shard k: stock 10+k, admitted 5, results k, stream 5 - k
+            redis.set(k.sale_stock(sale, shard), 10 + shard)
+            redis.hset(k.sale_stats(sale, shard), "admitted", 5)
+            for n in range(shard):
+                redis.hset(k.sale_results(sale, shard), f"r{n}", "ok")
+            for _ in range(5 - shard):
+                redis.xadd(k.sale_stream(sale, shard), {"r": "x"})
+        for n in range(40):  # keys in many slots, so on every master
+            redis.set(f"{prefix}other:{{{n}}}", n)
+        redis.set(f"keep:{RUN_ID}:{{x}}", 1)  # not under the prefix
+        masters = {redis.get_node_from_key(f"{prefix}other:{{{n}}}").port for n in range(40)}
+        assert len(masters) == 3
+
+        sampler = Sampler(settings.redis_url, k, cluster=True, 
+                          redis_pids=[proc.pid for proc in local_cluster.procs.values()])
+        sampler.follow_sale(sale)
+        state = sampler.sample()
+        sampler.redis.close()
+        assert (state["shards"], state["stock"], state["admitted"], state["results"], state["stream"]) == \
+            (4, 46, 20, 6, 14)
+        assert state["backlog_max_shard"] == 5  # shard 0: 5 admitted, no result yet
+        assert state["redis_rss"] > 0  # the cluster's own nodes
+
+        # the window; stock, stats, stream of each shard and results of shards 1-3; the 40 others
+        assert asyncio.run(clear_keys(settings)) == 1 + 3 * shards + 3 + 40
+        assert redis.get(f"keep:{RUN_ID}:{{x}}") == "1"
+        assert not any(redis.scan_iter(match=f"{prefix}*", target_nodes=RedisCluster.PRIMARIES))
+    finally:
+        redis.delete(f"keep:{RUN_ID}:{{x}}")
+        redis.close()
