@@ -8,7 +8,8 @@ from typing import Any
 
 from asyncmy.pool import Pool
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.cluster import ClusterPipeline, RedisCluster
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.maint_notifications import MaintNotificationsConfig
 
 from flashsale import db
@@ -40,12 +41,40 @@ class Context:
 STALE_SAFE = {"maint_notifications_config": MaintNotificationsConfig(enabled=False)}
 
 
+# redis-py 8.1's cluster client answers a failover's CLUSTERDOWN by closing every connection of
+# the client, also one that another task is connecting or writing on: that task then fails with
+# AttributeError ('NoneType' object has no attribute 'writelines'). It is a lost connection,
+# and is reported as one (a 503 to a buyer, a retry in the background loops), never a 500.
+def _as_lost_connection(exc: AttributeError) -> RedisConnectionError:
+    return RedisConnectionError(f"connection closed under a cluster topology refresh ({exc})")
+
+
+class _Pipeline(ClusterPipeline):
+    async def execute(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().execute(*args, **kwargs)
+        except AttributeError as exc:
+            raise _as_lost_connection(exc) from exc
+
+
 class Cluster(RedisCluster):
     """redis-py's cluster client, routing stream reads by their key locally.
 
     redis-py asks one fixed node (`COMMAND GETKEYS`) where a command with movable keys goes:
     one more round trip per XREADGROUP, and none at all once that node is down (it is not
-    re-chosen after a failover). A stream read's key follows STREAMS, so find it here."""
+    re-chosen after a failover). A stream read's key follows STREAMS, so find it here.
+    A connection closed under another task's topology refresh is a ConnectionError (above)."""
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().execute_command(*args, **kwargs)
+        except AttributeError as exc:
+            raise _as_lost_connection(exc) from exc
+
+    def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> ClusterPipeline:
+        if shard_hint:
+            return super().pipeline(transaction, shard_hint)  # refused by redis-py
+        return _Pipeline(self, transaction)
 
     async def _determine_slot(self, command: str, *args: Any) -> int:
         if command.upper() in ("XREADGROUP", "XREAD"):

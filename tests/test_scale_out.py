@@ -46,36 +46,43 @@ async def _outcome(ctx, sale_id: int) -> tuple[dict[str, int], set[str]]:
     return orders, failures
 
 
-async def _buy_until_answered(client, sale_id: int, person: dict, deadline: float) -> tuple[int, dict]:
-    """A buyer retrying 503s (Retry-After honoured briefly) until a final answer or the deadline."""
-    headers, _ = await session_cookie(client.app, person["id"])
+async def _buy_until_answered(client, sale_id: int, person: dict, deadline: float,
+                              delay_s: float = 0.0, refused: list | None = None) -> tuple[int, dict]:
+    """A buyer (logged in before the sale) arriving after delay_s, retrying 503s until a final
+    answer or the deadline; each 503 on the way is noted in `refused`."""
+    headers = person["headers"]
+    await asyncio.sleep(delay_s)
     while True:
         status, body = await purchase(client, sale_id, headers, person["address_id"])
+        if status == 503 and refused is not None:
+            refused.append(time.monotonic())
         if status != 503 or time.monotonic() > deadline:
             return status, body
         await asyncio.sleep(0.3)
 
 
-@pytest.mark.skip(reason="unfinished: after the kill, the stream consumers (redis-py's cluster client) stop "
-                         "writing orders; admission, WAIT and routing already hold (no oversell, 202s kept "
-                         "in Redis) — see the branch report")
 async def test_every_202_survives_a_master_failover(aiohttp_client, make_app, settings, replicated_cluster):
     cluster = replicated_cluster
     client = await aiohttp_client(make_app(
         redis_url=cluster.url, redis_cluster=True, redis_wait_replicas=1, redis_wait_timeout_ms=1000,
         reclaim_idle_ms=1000, consumer_block_ms=200))
     ctx = client.app[CTX]
-    stock = 150
+    stock = 250
     sale = await make_sale(ctx, Factory(ctx), stock=stock, length_s=300)
     people = await buyers(ctx, 400)
+    for person in people:
+        person["headers"], _ = await session_cookie(client.app, person["id"])
     deadline = time.monotonic() + 45
 
-    # the first wave, then the sale's master dies while the second wave is under way
+    # the first wave at once; the second arrives over 4 s, and the sale's master dies 0.5 s into it,
+    # so buyers keep coming before, during and after the failover (about 2-3 s here)
     first = await asyncio.gather(*(_buy_until_answered(client, sale["id"], p, deadline) for p in people[:100]))
     assert collections.Counter(s for s, _ in first)[202] == 100, first
     master = ctx.redis.get_node_from_key(ctx.keys.sale_stock(sale["id"]))
-    second = asyncio.gather(*(_buy_until_answered(client, sale["id"], p, deadline) for p in people[100:]))
-    await asyncio.sleep(0.05)
+    refused: list[float] = []
+    second = asyncio.gather(*(_buy_until_answered(client, sale["id"], p, deadline, i * 0.0133, refused)
+                              for i, p in enumerate(people[100:])))
+    await asyncio.sleep(0.5)
     cluster.kill(master.port)
 
     healed = asyncio.ensure_future(asyncio.to_thread(cluster.wait_ok, 30))  # a replica takes over
@@ -85,11 +92,9 @@ async def test_every_202_survives_a_master_failover(aiohttp_client, make_app, se
 
     accepted = {body["data"]["request_id"] for status, body in answers if status == 202}
     statuses = collections.Counter(status for status, _ in answers)
-    # 409: sold_out / already_purchased. A few 500s can come from redis-py 8.1's cluster client itself
-    # while the node is failing over (AttributeError: a connection's writer is None in its
-    # reconnect race); they are counted and reported, and never a 202 that was not kept
-    assert set(statuses) <= {202, 409, 503, 500}, statuses
-    assert statuses[500] <= len(answers) // 10, statuses
+    # 409: sold_out / already_purchased; 503 only for a buyer still refused at the deadline
+    assert set(statuses) <= {202, 409, 503}, statuses
+    assert refused, "no purchase met the failover: the test did not test it"
 
     async def settled() -> bool:
         orders, failures = await _outcome(ctx, sale["id"])
@@ -106,8 +111,8 @@ async def test_every_202_survives_a_master_failover(aiohttp_client, make_app, se
     assert not set(orders) & failures
     sold = await db.fetch_value(ctx.db, "SELECT sold FROM flash_sales WHERE id = %s", (sale["id"],))
     assert sold == len(orders)
-    print(f"failover: answers {dict(statuses)}, 202s {len(accepted)}, orders {len(orders)}, "
-          f"failures {len(failures)}, orders from 503-answered purchases {len(set(orders) - accepted)}")
+    print(f"failover: answers {dict(statuses)}, 503s retried {len(refused)}, 202s {len(accepted)}, orders "
+          f"{len(orders)}, failures {len(failures)}, orders from 503-answered tries {len(set(orders) - accepted)}")
 
 
 # --- two hosts --------------------------------------------------------------------------------
