@@ -75,19 +75,17 @@ class SaleWorker:
                 reply = await self.engine.reader.xreadgroup(
                     self.group, name, {self.stream: cursor}, count=s.consumer_batch,
                     block=None if cursor == "0" else s.consumer_block_ms)
-            except ResponseError as exc:
-                if "NOGROUP" in str(exc):  # Redis lost the stream: make it again
+            except (RedisError, OSError) as exc:
+                if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):  # Redis lost the stream
                     try:
                         await self.ensure_group()
                     except (RedisError, OSError):
                         log.warning("making the group of %s failed; retrying", self.stream, exc_info=True)
                         await _sleep(stop, 1.0)
                     continue
+                # a lost reply may have delivered entries to this name: read its pending ones again
                 log.warning("reading %s failed; retrying", self.stream, exc_info=True)
-                await _sleep(stop, 1.0)
-                continue
-            except (RedisError, OSError):
-                log.warning("reading %s failed; retrying", self.stream, exc_info=True)
+                cursor = "0"
                 await _sleep(stop, 1.0)
                 continue
             raw = reply[0][1] if reply else []

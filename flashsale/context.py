@@ -1,6 +1,7 @@
 """The shared resources a service needs, opened once per process (by the app or a command)."""
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ class Context:
 # connection before handing it out. No command is retried blindly: a script such as release.lua
 # is not idempotent, and a reply lost after it ran must not run it twice.
 STALE_SAFE = {"maint_notifications_config": MaintNotificationsConfig(enabled=False)}
+PUBSUB_ROOM = 16  # a cluster node's connections beyond the commands in flight: pub/sub listeners
 
 
 # redis-py 8.1's cluster client answers a failover's CLUSTERDOWN by closing every connection of
@@ -51,10 +53,11 @@ def _as_lost_connection(exc: AttributeError) -> RedisConnectionError:
 
 class _Pipeline(ClusterPipeline):
     async def execute(self, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return await super().execute(*args, **kwargs)
-        except AttributeError as exc:
-            raise _as_lost_connection(exc) from exc
+        async with self.cluster_client.in_flight():
+            try:
+                return await super().execute(*args, **kwargs)
+            except AttributeError as exc:
+                raise _as_lost_connection(exc) from exc
 
 
 class Cluster(RedisCluster):
@@ -63,13 +66,38 @@ class Cluster(RedisCluster):
     redis-py asks one fixed node (`COMMAND GETKEYS`) where a command with movable keys goes:
     one more round trip per XREADGROUP, and none at all once that node is down (it is not
     re-chosen after a failover). A stream read's key follows STREAMS, so find it here.
-    A connection closed under another task's topology refresh is a ConnectionError (above)."""
+    A connection closed under another task's topology refresh is a ConnectionError (above).
+
+    redis-py's per-node pools cannot wait: past their cap they raise MaxConnectionsError at once.
+    Like the single-Redis BlockingConnectionPool, a burst here waits instead: at most `limit`
+    commands (or pipelines) are in flight, so no node's pool holds more connections than that;
+    a caller that waits `wait_s` for a turn gets "No connection available." (a 503)."""
+
+    def __init__(self, *args: Any, limit: int = 64, wait_s: float = 2.0, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._turns = asyncio.Semaphore(limit)
+        self._wait_s = wait_s
+
+    @contextlib.asynccontextmanager
+    async def in_flight(self) -> AsyncIterator[None]:
+        if not self._turns.locked():
+            await self._turns.acquire()  # free: no wait
+        else:
+            try:
+                await asyncio.wait_for(self._turns.acquire(), self._wait_s)
+            except asyncio.TimeoutError:
+                raise RedisConnectionError("No connection available.") from None
+        try:
+            yield
+        finally:
+            self._turns.release()
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return await super().execute_command(*args, **kwargs)
-        except AttributeError as exc:
-            raise _as_lost_connection(exc) from exc
+        async with self.in_flight():
+            try:
+                return await super().execute_command(*args, **kwargs)
+            except AttributeError as exc:
+                raise _as_lost_connection(exc) from exc
 
     def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> ClusterPipeline:
         if shard_hint:
@@ -86,10 +114,12 @@ class Cluster(RedisCluster):
 
 def open_redis(settings: Settings) -> Redis | RedisCluster:
     if settings.redis_cluster:
-        # any node's address; redis-py learns the others and the slots from it. One pool per
-        # node, each capped at redis_max_connections (beyond: MaxConnectionsError, a 503)
+        # any node's address; redis-py learns the others and the slots from it. At most
+        # redis_max_connections commands in flight (a burst waits its turn, as on one Redis); each
+        # node's pool has room for them and for the pub/sub connections beside them
         return Cluster.from_url(
-            settings.redis_url, decode_responses=True, max_connections=settings.redis_max_connections,
+            settings.redis_url, decode_responses=True, limit=settings.redis_max_connections,
+            wait_s=settings.redis_pool_wait_s, max_connections=settings.redis_max_connections + PUBSUB_ROOM,
             socket_connect_timeout=2, socket_timeout=5, health_check_interval=30, **STALE_SAFE)
     # a blocking pool: a burst waits for a free connection instead of failing, but only for
     # redis_pool_wait_s; then redis-py raises ConnectionError("No connection available."), a 503
@@ -103,7 +133,7 @@ def open_redis(settings: Settings) -> Redis | RedisCluster:
 def open_reader(settings: Settings) -> Redis | RedisCluster:
     """For blocking stream reads: they park a connection each, so a pool of their own."""
     if settings.redis_cluster:
-        return Cluster.from_url(settings.redis_url, decode_responses=True, max_connections=10_000,
+        return Cluster.from_url(settings.redis_url, decode_responses=True, limit=10_000, max_connections=10_000,
                                 socket_connect_timeout=2, health_check_interval=30, **STALE_SAFE)
     return Redis.from_url(settings.redis_url, decode_responses=True, max_connections=10_000,
                           socket_connect_timeout=2, health_check_interval=30, **STALE_SAFE)

@@ -8,6 +8,7 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 
+from flashsale.context import open_redis
 from flashsale.redis_routing import NotReplicated, ReplicatedMux
 
 INCR = "return redis.call('INCR', KEYS[1])"
@@ -51,3 +52,31 @@ async def test_a_write_waiting_for_replicas_fails_when_its_connection_is_lost(mi
         await asyncio.wait_for(write, 2)
     assert int(await mux.call("GET", key)) == 1  # a new connection serves the next calls
     await mux.close()
+
+
+async def test_a_burst_on_a_cluster_waits_for_a_turn_instead_of_failing(migrated_db, redis_cluster):
+    """redis-py's cluster pools raise MaxConnectionsError at their cap; ours queue the burst."""
+    settings = migrated_db.replace(redis_url=redis_cluster.url, redis_cluster=True, redis_max_connections=4,
+                                   redis_pool_wait_s=2.0)
+    redis = open_redis(settings)
+    key = f"{settings.redis_prefix}burst:{{t}}"
+    try:
+        # 300 commands at once take turns, four at a time, on four connections at most
+        replies = await asyncio.gather(*(redis.eval("redis.call('INCR', KEYS[1]) return 1", 1, key)
+                                         for _ in range(300)))
+        assert replies == [1] * 300 and int(await redis.get(key)) == 300
+        node = redis.get_node_from_key(key)
+        assert len(node._connections) <= 4
+        # a caller that cannot get a turn in time is told so as a connection error (a 503), not a 500
+        slow = open_redis(settings.replace(redis_max_connections=1, redis_pool_wait_s=0.05))
+        try:
+            blocked = asyncio.ensure_future(slow.execute_command("BLPOP", f"{key}:none", 0.5))
+            await asyncio.sleep(0.1)
+            with pytest.raises(RedisConnectionError, match="No connection available"):
+                await slow.get(key)
+            assert await blocked is None
+        finally:
+            await slow.aclose()
+    finally:
+        await redis.delete(key)
+        await redis.aclose()

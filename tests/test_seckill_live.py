@@ -1,10 +1,9 @@
 """Watchers for free and the sale page under a refresh storm: one read per sale per second per process."""
 from __future__ import annotations
 
+import asyncio
 import math
 import time
-
-import asyncio
 
 import pytest
 
@@ -76,10 +75,17 @@ async def test_a_slow_socket_never_holds_the_others_back(monkeypatch):
 
 @pytest.fixture
 def mysql_calls(ctx, monkeypatch):
-    """Connections taken from the app's MySQL pool (every query takes one)."""
+    """Connections taken from the app's MySQL pool (every query takes one) by request handlers
+    (not by the background loops: consumers, sweepers, the sale watcher)."""
     calls = []
     real = ctx.db.acquire
-    monkeypatch.setattr(ctx.db, "acquire", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+
+    def acquire(*a, **kw):
+        task = asyncio.current_task()
+        if task is not None and task.get_coro().__qualname__.startswith("RequestHandler."):
+            calls.append(1)
+        return real(*a, **kw)
+    monkeypatch.setattr(ctx.db, "acquire", acquire)
     return calls
 
 
