@@ -19,6 +19,10 @@ from flashsale.settings import Settings
 
 log = logging.getLogger("flashsale.run")
 KEEPALIVE_TIMEOUT_S = 30.0  # aiohttp's default is 75
+# connections the kernel queues before this process accepts them (capped by net.core.somaxconn):
+# aiohttp's default of 128 overflows when a sale opens and thousands of browsers connect at once,
+# and a dropped SYN is retried by the client only after 1 s, then 3 s
+LISTEN_BACKLOG = 4096
 
 
 def configure_logging() -> None:
@@ -59,6 +63,7 @@ def serve_worker(settings: Settings, index: int, reuse_port: bool) -> None:
         # an idle keep-alive connection is closed after this; a body that stops arriving is answered
         # 408 by the views (FLASHSALE_BODY_TIMEOUT_S), so no connection is held for long by a client
         keepalive_timeout=KEEPALIVE_TIMEOUT_S,
+        backlog=LISTEN_BACKLOG,
     )
 
 

@@ -120,15 +120,17 @@ class Admission:
                 raise Validation({"address_id": "Choose one of your own addresses."})
 
     async def result(self, sale_id: int, user_id: int) -> dict:
-        """The user's latest purchase outcome: two HGETs on the pipelined connection, on the
-        buyer's home shard (results of a request admitted on another shard are written there)."""
+        """The user's latest purchase outcome: one script (its request id, then that request's
+        outcome) on the pipelined connection, on the buyer's home shard (results of a request
+        admitted on another shard are written there)."""
         k = self.ctx.keys
         home = home_shard(user_id, self.shards.get(sale_id, 1))
-        request_id = await self.pipeline.call("HGET", k.sale_user_request(sale_id, home), user_id)
-        if request_id is None:
+        found = await self._run(self.ctx.scripts.result,
+                                (k.sale_user_request(sale_id, home), k.sale_results(sale_id, home)), (user_id,))
+        if found is None:
             # asks Redis for the sale's shard count (this process may not know it), then MySQL
             return await seckill.purchase_result(self.ctx, sale_id, user_id)
-        outcome = await self.pipeline.call("HGET", k.sale_results(sale_id, home), request_id)
+        request_id, outcome = found[0], found[1] if len(found) > 1 else None
         return seckill.result_json(request_id, outcome)
 
     async def _run(self, script, keys: tuple[str, ...], args: tuple) -> list:

@@ -58,3 +58,4 @@ class Scripts:
         self.take = load("take")
         self.unhold = load("unhold")
         self.cache_auth = load("cache_auth")
+        self.result = load("result")
