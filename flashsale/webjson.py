@@ -30,8 +30,11 @@ def envelope(data: Any = None, *, status: int = 200, msg: str = "ok",
 
 async def read_body(request: web.Request) -> bytes:
     """The raw body, in at most FLASHSALE_BODY_TIMEOUT_S (a body shorter than its Content-Length
-    would hold the handler forever); 408 `timeout`, or 400 when it cannot be decoded."""
+    would hold the handler forever); 408 `timeout`, or 400 when it cannot be decoded. A body that
+    has arrived whole (a small one comes with its headers) is read without arming the timer."""
     try:
+        if request.content.is_eof():
+            return await request.read()
         async with asyncio.timeout(request.app[SETTINGS].body_timeout_s):
             return await request.read()
     except TimeoutError:
