@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
+from urllib.parse import urlsplit
 
 import aiohttp_jinja2
 import aiohttp_session
 import jinja2
 from aiohttp import web
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from flashsale import metrics, security_headers, templating
 from flashsale.admission import Admission
@@ -49,15 +52,21 @@ async def outcomes_ctx(app: web.Application):
     app[OUTCOMES] = outcomes
     stop = asyncio.Event()
     ctx = app[CTX]
-    redis = Redis.from_url(ctx.settings.redis_url, decode_responses=True, socket_connect_timeout=2,
-                           health_check_interval=30)
-    listener = asyncio.create_task(outcomes.listen(redis, ctx.keys.outcomes_channel(), stop),
+    options = {"decode_responses": True, "socket_connect_timeout": 2, "health_check_interval": 30}
+
+    def subscriber() -> Redis:
+        nodes = ctx.redis.get_nodes() if isinstance(ctx.redis, RedisCluster) else []
+        if nodes:  # a node the cluster client knows (none before its first command), at random
+            node, url = random.choice(nodes), urlsplit(ctx.settings.redis_url)
+            return Redis(host=node.host, port=node.port, username=url.username, password=url.password, **options)
+        return Redis.from_url(ctx.settings.redis_url, **options)
+
+    listener = asyncio.create_task(outcomes.listen(subscriber, ctx.keys.outcomes_channel(), stop),
                                    name="outcome-listener")
     yield
     stop.set()
     listener.cancel()
     await asyncio.gather(listener, return_exceptions=True)
-    await redis.aclose()
 
 
 async def live_ctx(app: web.Application):

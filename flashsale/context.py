@@ -100,9 +100,15 @@ class Cluster(RedisCluster):
                 raise _as_lost_connection(exc) from exc
 
     def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> ClusterPipeline:
+        """A plain pipeline, also when a transaction is asked for. redis-py 8.1's async cluster
+        transaction runs each queued command through asyncio.run() in a thread of its own, on an
+        event loop of its own: connections and the topology lock then cross loops, and the app's
+        tasks find their connections closed (a cascade of 'NoneType has no writelines'). The app's
+        transactions are each on one user's key (HSET + EXPIRE NX, DEL + HSET + EXPIRE: what MULTI
+        adds is that a crash cannot split them); on a cluster they go as a plain pipeline."""
         if shard_hint:
             return super().pipeline(transaction, shard_hint)  # refused by redis-py
-        return _Pipeline(self, transaction)
+        return _Pipeline(self, False)
 
     async def _determine_slot(self, command: str, *args: Any) -> int:
         if command.upper() in ("XREADGROUP", "XREAD"):

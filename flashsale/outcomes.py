@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import orjson
-from redis.exceptions import RedisError
+from redis.asyncio import Redis
 
 log = logging.getLogger(__name__)
 
@@ -85,10 +86,12 @@ class Outcomes:
         if isinstance(outcomes, dict):
             self.resolve(outcomes)
 
-    async def listen(self, redis, channel: str, stop: asyncio.Event) -> None:
-        """The process's one subscription to the outcome channel (on a connection of its own,
-        apart from the request pool)."""
+    async def listen(self, connect: Callable[[], Redis], channel: str, stop: asyncio.Event) -> None:
+        """The process's one subscription to the outcome channel, on a client of its own (apart
+        from the request pool) that `connect` makes for each attempt: on a cluster, any node will
+        do (a PUBLISH reaches them all), so a lost node's subscription moves to another."""
         while not stop.is_set():
+            redis = connect()
             try:
                 async with redis.pubsub(ignore_subscribe_messages=True) as pubsub:
                     await pubsub.subscribe(channel)
@@ -97,10 +100,12 @@ class Outcomes:
                         message = await pubsub.get_message(timeout=1.0)
                         if message is not None:
                             self.handle(message["data"])
-            except (OSError, RedisError):
+            except Exception:  # Redis lost, or anything else: this loop must not die
                 self.subscribed.clear()
                 log.warning("outcome subscription lost; retrying", exc_info=True)
                 try:
                     await asyncio.wait_for(stop.wait(), 1.0)
                 except asyncio.TimeoutError:
                     pass
+            finally:
+                await redis.aclose()

@@ -32,6 +32,11 @@ class Keys:
     def reset_request_ip(self, ip: str) -> str:
         return f"{self.prefix}rl:reset:ip:{ip}"
 
+    # the catalog
+    def catalog_revision(self) -> str:
+        """counter: bumped by every change to a sale or goods row (services/catalog_revision.py)."""
+        return f"{self.prefix}catalog:rev"
+
     # flash sales: everything of sale N under the tag {sale:N}; a sale split over stock shards
     # keeps shard 0 there and shard k under {sale:N:k} (one slot per shard, see admission.py)
     def sale_tag(self, sale_id: int, shard: int = 0) -> str:

@@ -1,10 +1,12 @@
 """Per-process cache of warm sales: the sale page, its JSON and the live sockets read it, not MySQL.
 
-A sale's row (MySQL) and its remaining stock (Redis) are read at most once per MAX_AGE_S per
-process, however many views, API calls and sockets ask; concurrent askers share one read. Redis's
-clock is sampled with it, so pages count down to the clock the admission script decides by
-without a TIME call per view. A sale changed by this process's admin routes is forgotten at once;
-one changed by another process is seen within MAX_AGE_S.
+A sale's remaining stock (Redis) is read at most once per MAX_AGE_S per process, however many
+views, API calls and sockets ask; concurrent askers share one read. Its row (MySQL) is read again
+only when the catalog revision (services/catalog_revision.py, read with the stock) moved, when
+the sale is cold (its `sold` then counts), or after ROW_MAX_AGE_S: a watched sale costs MySQL
+nothing while nothing changes. Redis's clock is sampled too, so pages count down to the clock the
+admission script decides by without a TIME call per view. A sale changed by this process's admin
+routes is forgotten at once; one changed by another process is seen within MAX_AGE_S.
 """
 from __future__ import annotations
 
@@ -15,17 +17,20 @@ from typing import Any
 
 from flashsale.context import Context
 from flashsale.errors import NotFound
-from flashsale.services import seckill
+from flashsale.services import catalog_revision, seckill
 
 MAX_AGE_S = 1.0
+ROW_MAX_AGE_S = 60.0  # a row kept through unchanged revisions is read again after this anyway
 MAX_SALES = 10_000  # distinct ids remembered (unknown ids too, so a scan of ids cannot storm MySQL)
 
 
 class _Entry:
-    __slots__ = ("row", "remaining", "read_at")
+    __slots__ = ("row", "remaining", "read_at", "revision", "row_read_at")
 
-    def __init__(self, row: dict[str, Any] | None, remaining: int | None, read_at: float):
+    def __init__(self, row: dict[str, Any] | None, remaining: int | None, read_at: float,
+                 revision: str | None = None, row_read_at: float = 0.0):
         self.row, self.remaining, self.read_at = row, remaining, read_at
+        self.revision, self.row_read_at = revision, row_read_at
 
 
 class SaleCache:
@@ -36,7 +41,8 @@ class SaleCache:
         self.reading: dict[int, asyncio.Future] = {}
         self.clock_offset_s: float | None = None  # Redis's clock minus ours
         self.clock_read_at = 0.0
-        self.reads = 0  # MySQL+Redis reads made (tests and metrics look at it)
+        self.reads = 0  # reads made (tests and metrics look at it)
+        self.row_reads = 0  # of them, those that read the sale's row from MySQL
 
     def forget(self, sale_id: int) -> None:
         self.entries.pop(sale_id, None)
@@ -80,12 +86,25 @@ class SaleCache:
 
     async def _read(self, sale_id: int) -> _Entry:
         self.reads += 1
-        try:
-            row = await seckill.get_sale_row(self.ctx, sale_id)
-        except NotFound:
+        revision = await catalog_revision.current(self.ctx)
+        old, now = self.entries.get(sale_id), time.monotonic()
+        if (old is not None and old.row is not None and old.revision == revision
+                and now - old.row_read_at < ROW_MAX_AGE_S):
+            row, row_read_at = old.row, old.row_read_at
+            remaining = await seckill.remaining_of(self.ctx, row)
+            if remaining is None:  # cold: the page shows MySQL's count, so read it fresh
+                row = None
+        else:
             row = None
-        remaining = None if row is None else await seckill.remaining_of(self.ctx, row)
-        entry = _Entry(row, remaining, time.monotonic())
+        if row is None:
+            self.row_reads += 1
+            try:
+                row = await seckill.get_sale_row(self.ctx, sale_id)
+            except NotFound:
+                row = None
+            row_read_at = now
+            remaining = None if row is None else await seckill.remaining_of(self.ctx, row)
+        entry = _Entry(row, remaining, time.monotonic(), revision, row_read_at)
         if len(self.entries) >= MAX_SALES:
             self.entries.clear()
         self.entries[sale_id] = entry

@@ -7,9 +7,10 @@ import time
 
 import pytest
 
-from flashsale import broadcast
+from flashsale import broadcast, db
 from flashsale.appkeys import BROADCASTS, CTX, SALE_CACHE
 from flashsale.broadcast import Broadcasts
+from flashsale.services import catalog_revision
 
 from tests.support.auth import login, session_cookie
 from tests.support.factory import Factory
@@ -113,6 +114,26 @@ async def test_warm_sale_page_and_json_cost_no_mysql_query_per_view(client, ctx,
     elapsed_s = time.monotonic() - started
     allowed = math.ceil(elapsed_s) + 1 + math.ceil(elapsed_s / 2) + 1
     assert len(mysql_calls) <= min(allowed, 20), (len(mysql_calls), elapsed_s)
+
+
+async def test_a_watched_sale_reads_its_row_again_only_when_the_catalog_revision_moves(client, ctx, factory):
+    sale = await make_sale(ctx, factory, stock=7)
+    cache = client.app[SALE_CACHE]
+    cache.max_age_s = 0.05  # ticks of 50 ms instead of a second
+    await cache.sale(sale["id"])
+    reads, row_reads = cache.reads, cache.row_reads
+    for _ in range(8):
+        await asyncio.sleep(0.06)
+        assert (await cache.sale(sale["id"]))["remaining"] == 7
+    assert cache.reads >= reads + 8 and cache.row_reads == row_reads  # the stock every tick, the row never
+    # another process changes the sale: this one learns it from the revision alone
+    await db.write(ctx.db, "UPDATE flash_sales SET price = %s WHERE id = %s", ("1.23", sale["id"]))
+    await asyncio.sleep(0.06)
+    assert str((await cache.sale(sale["id"]))["price"]) != "1.23"  # no bump, no MySQL read
+    await catalog_revision.bump(ctx)
+    await asyncio.sleep(0.06)
+    assert str((await cache.sale(sale["id"]))["price"]) == "1.23"
+    assert cache.row_reads == row_reads + 1
 
 
 async def test_an_admin_edit_is_seen_at_once_by_its_process(client, ctx, factory):

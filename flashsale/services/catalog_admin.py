@@ -9,7 +9,7 @@ from flashsale import db
 from flashsale.context import Context
 from flashsale.errors import InUse, NotFound, Refusal, Validation
 from flashsale.bodies import Body, Field
-from flashsale.services import catalog, goods_photos, search
+from flashsale.services import catalog, catalog_revision, goods_photos, search
 from flashsale.validate import Fields
 
 MAX_STOCK = 10_000_000
@@ -203,6 +203,7 @@ async def update_goods(ctx: Context, goods_id: int, body: dict[str, Any]) -> dic
         if _missing_category(exc):
             raise Validation({"category_id": "No such category."}) from None
         raise
+    await catalog_revision.bump(ctx)  # its sales' pages show the goods' name, picture and price
     return await catalog.admin_get_goods(ctx, goods_id)
 
 
@@ -246,5 +247,6 @@ async def set_goods_photo(ctx: Context, goods_id: int, data: bytes) -> dict[str,
     except BaseException:
         path.unlink(missing_ok=True)  # not awaited: this runs on cancellation too
         raise
+    await catalog_revision.bump(ctx)
     await goods_photos.remove_photo(ctx.settings, current["photo"])
     return await catalog.admin_get_goods(ctx, goods_id)

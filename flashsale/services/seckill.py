@@ -11,7 +11,7 @@ from flashsale.context import Context
 from flashsale.errors import BadStatus, NotFound, Validation
 from flashsale.jsonio import utcnow
 from flashsale.redis_keys import home_shard
-from flashsale.services import seckill_state
+from flashsale.services import catalog_revision, seckill_state
 from flashsale.services.goods_photos import photo_url
 from flashsale.bodies import Body, Field
 
@@ -195,6 +195,7 @@ async def create_sale(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
         return cur.lastrowid
 
     sale_id = await db.run_transaction(ctx.db, work)
+    await catalog_revision.bump(ctx)
     row = await get_sale_row(ctx, sale_id)
     await seckill_state.write_state(ctx, row, stock=row["total_stock"])
     return sale_json(row, row["total_stock"], utcnow())
@@ -230,6 +231,7 @@ async def update_sale(ctx: Context, sale_id: int, body: dict[str, Any]) -> dict[
         return values["total_stock"] - locked["total_stock"], seckill_state.shard_count(locked)
 
     delta, old_shards = await db.run_transaction(ctx.db, work)
+    await catalog_revision.bump(ctx)
     row = await get_sale_row(ctx, sale_id)
     if seckill_state.shard_count(row) != old_shards:  # only before the start (frozen once live)
         await seckill_state.reshard_state(ctx, row, old_shards)
@@ -248,6 +250,7 @@ async def cancel_sale(ctx: Context, sale_id: int) -> dict[str, Any]:
     await get_sale_row(ctx, sale_id)
     if await db.write(ctx.db, CANCEL_SALE, (sale_id,)) != 1:
         raise BadStatus("The sale is already cancelled.")
+    await catalog_revision.bump(ctx)
     row = await get_sale_row(ctx, sale_id)
     await seckill_state.adjust_state(ctx, row, 0)  # admission answers `ended` from now on
     await seckill_state.expire_state(ctx, row)  # and its keys go sale_state_keep_s from now
