@@ -14,7 +14,7 @@ import time
 import pytest
 
 from tests.support.waiting import wait_until
-from tests.support.fault_shop import goods_violations, place_order, record_case, sale_violations, storm
+from tests.support.fault_shop import goods_violations, place_order, record_case, sale_violations, settled, storm
 
 pytestmark = pytest.mark.slow
 
@@ -41,6 +41,7 @@ async def test_sigkill_of_a_worker_mid_write_loses_and_doubles_nothing(make_shop
     # hold the writes back a moment, so that both workers have entries in hand (read, not yet
     # acknowledged) when one of them dies
     await storm(people[:2], sale_id, admitted)
+    await settled(shop, sale_id, admitted)  # the sale's consumers run (found before MySQL is cut)
     shop.mysql_proxy.cut()
     shop.ledger.phase = "outage"
     await storm(people, sale_id, admitted)
@@ -177,7 +178,6 @@ async def _restart_mid_sale(make_shop, *, aof: bool):
     assert {r.status for r in first} == {202}
     await asyncio.sleep(1.5)  # past appendfsync everysec: what was accepted is on disk
     if not aof:
-        from tests.support.fault_shop import settled
         await settled(shop, sale_id, admitted)  # without persistence only MySQL remembers
     shop.redis.crash()
     shop.faults += 1
