@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 from typing import Any
 from urllib.parse import urlsplit
@@ -170,7 +171,40 @@ class RoutedMux:
         self.single = (parts.hostname or "127.0.0.1", parts.port or 6379)
 
     def call(self, *args: Any) -> asyncio.Future:
-        return asyncio.ensure_future(self._call(args))
+        """Straight onto the owning node's connection, in this tick, while the topology is known;
+        a reply that says the command did not run there (MOVED, ASK, NOSCRIPT) sends it again
+        through _call, which follows the redirect."""
+        if self.cluster is not None and self.cluster._initialize:
+            return asyncio.ensure_future(self._call(args))
+        inner = self._owner(args).call(*args)
+        outer = inner.get_loop().create_future()
+        inner.add_done_callback(functools.partial(self._first_reply, outer, args))
+        return outer
+
+    def _owner(self, args: tuple[Any, ...]) -> RedisMux:
+        if self.cluster is None:
+            return self._mux(*self.single)
+        node = self.cluster.get_node_from_key(args[3] if args[0] in SCRIPT_COMMANDS else args[1])
+        return self._mux(node.host, node.port)
+
+    def _first_reply(self, outer: asyncio.Future, args: tuple[Any, ...], inner: asyncio.Future) -> None:
+        if outer.done():
+            return
+        if inner.cancelled():
+            outer.cancel()
+            return
+        exc = inner.exception()
+        if exc is None:
+            outer.set_result(inner.result())
+            return
+        if isinstance(exc, NoScriptError) or (
+                isinstance(exc, ResponseError) and str(exc).partition(" ")[0] in ("MOVED", "ASK")):
+            retry = asyncio.ensure_future(self._call(args))
+            retry.add_done_callback(functools.partial(_pass_on, outer))
+            return
+        if isinstance(exc, RedisConnectionError) and self.cluster is not None:
+            self.loop_refresh()  # a node gone (a failover?): not sent again, it may have run
+        outer.set_exception(exc)
 
     def _mux(self, host: str, port: int) -> RedisMux:
         mux = self.nodes.get((host, port))
@@ -186,13 +220,9 @@ class RoutedMux:
         return mux
 
     async def _route(self, args: tuple[Any, ...]) -> RedisMux:
-        if self.cluster is None:
-            return self._mux(*self.single)
-        if self.cluster._initialize:
+        if self.cluster is not None and self.cluster._initialize:
             await self.cluster.initialize()
-        key = args[3] if args[0] in SCRIPT_COMMANDS else args[1]
-        node = self.cluster.get_node_from_key(key)
-        return self._mux(node.host, node.port)
+        return self._owner(args)
 
     async def _call(self, args: tuple[Any, ...]) -> Any:
         mux = await self._route(args)
@@ -246,6 +276,17 @@ class RoutedMux:
         for mux in self.nodes.values():
             await mux.close()
         self.nodes.clear()
+
+
+def _pass_on(outer: asyncio.Future, done: asyncio.Future) -> None:
+    if outer.done():
+        return
+    if done.cancelled():
+        outer.cancel()
+    elif done.exception() is not None:
+        outer.set_exception(done.exception())
+    else:
+        outer.set_result(done.result())
 
 
 def open_mux(settings: Any, redis: Any, scripts: Any) -> RedisMux | RoutedMux:

@@ -9,7 +9,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 
 from flashsale.context import open_redis
-from flashsale.redis_routing import NotReplicated, ReplicatedMux
+from flashsale.redis_routing import NotReplicated, ReplicatedMux, open_mux
+from flashsale.scripts import Scripts
+
+from tests.support.redis_cluster import LocalCluster
 
 INCR = "return redis.call('INCR', KEYS[1])"
 
@@ -80,3 +83,39 @@ async def test_a_burst_on_a_cluster_waits_for_a_turn_instead_of_failing(migrated
     finally:
         await redis.delete(key)
         await redis.aclose()
+
+
+async def test_the_routed_purchase_connection_follows_a_slot_moved_to_another_master(migrated_db):
+    """A slot migrates between masters mid-use: while it moves, its owner answers ASK (sent on
+    with ASKING to the importing node); once moved, MOVED (the topology is read again); the new
+    node does not know the script yet (NOSCRIPT: loaded there, sent again). Nothing is lost."""
+    cluster = LocalCluster(masters=3).start()
+    settings = migrated_db.replace(redis_url=cluster.url, redis_cluster=True)
+    redis = open_redis(settings)
+    scripts = Scripts(redis)
+    mux = open_mux(settings, redis, scripts)
+    key = f"{settings.redis_prefix}moving:{{m}}"
+    sha = await redis.script_load(INCR)
+    mux.sources[sha] = INCR
+    try:
+        assert await mux.call("EVALSHA", sha, 1, key) == 1
+        slot = redis.keyslot(key)
+        source = redis.get_node_from_key(key)
+        target = next(n for n in redis.get_primaries() if n.name != source.name)
+        src, dst = cluster.node(source.port), cluster.node(target.port)
+        src_id, dst_id = src.execute_command("CLUSTER MYID"), dst.execute_command("CLUSTER MYID")
+        dst.execute_command("CLUSTER SETSLOT", slot, "IMPORTING", src_id)
+        src.execute_command("CLUSTER SETSLOT", slot, "MIGRATING", dst_id)
+        src.execute_command("MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", key)
+        # mid-migration: the key is on the importing node, its old owner answers ASK
+        assert await mux.call("EVALSHA", sha, 1, key) == 2
+        for port in cluster.master_ports():
+            cluster.node(port).execute_command("CLUSTER SETSLOT", slot, "NODE", dst_id)
+        # moved: the old owner answers MOVED
+        assert await mux.call("EVALSHA", sha, 1, key) == 3
+        assert int(dst.get(key)) == 3 and src.execute_command("CLUSTER COUNTKEYSINSLOT", slot) == 0
+        assert redis.get_node_from_key(key).name == target.name  # the client's slot map was refreshed
+    finally:
+        await mux.close()
+        await redis.aclose()
+        cluster.stop()
