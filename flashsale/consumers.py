@@ -21,7 +21,7 @@ from redis.exceptions import RedisError, ResponseError
 from flashsale import db, metrics, outcomes
 from flashsale.admission import Admission
 from flashsale.appkeys import ADMISSION, CTX, ENGINE
-from flashsale.context import Context, open_reader
+from flashsale.context import Context, learn_topology, open_reader
 from flashsale.errors import BadStatus, NotFound
 from flashsale.jsonio import utcnow
 from flashsale.services import orders, seckill, seckill_orders, seckill_state, user_sessions
@@ -280,6 +280,7 @@ class Engine:
 
     # --- following sales ---
     async def watch(self) -> None:
+        await learn_topology(self.reader)  # before the consumers' first reads run side by side
         while not self.stop_event.is_set():
             try:
                 await self.refresh()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,7 +11,10 @@ from typing import Any
 from asyncmy.pool import Pool
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import ClusterPipeline, RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.maint_notifications import MaintNotificationsConfig
 
 from flashsale import db
@@ -20,6 +24,8 @@ from flashsale.passwords import Cost, Hasher
 from flashsale.redis_keys import Keys
 from flashsale.scripts import Scripts
 from flashsale.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -40,6 +46,12 @@ class Context:
 # connection before handing it out. No command is retried blindly: a script such as release.lua
 # is not idempotent, and a reply lost after it ran must not run it twice.
 STALE_SAFE = {"maint_notifications_config": MaintNotificationsConfig(enabled=False)}
+# redis-py's cluster client sends a command again (up to 10 times) after a ConnectionError or
+# TimeoutError, also one that may have run: a script that gives a unit back, or an XREADGROUP ">"
+# whose entries were delivered before the reply was lost (they then sat pending until the
+# reclaimer, 30-45 s). As on one Redis, nothing is sent again blindly: the caller sees the error
+# (a 503, or a background loop that re-reads its own pending entries). MOVED/ASK are still followed.
+NO_BLIND_RETRY = {"retry": Retry(NoBackoff(), 0)}
 PUBSUB_ROOM = 16  # a cluster node's connections beyond the commands in flight: pub/sub listeners
 
 
@@ -126,7 +138,7 @@ def open_redis(settings: Settings) -> Redis | RedisCluster:
         return Cluster.from_url(
             settings.redis_url, decode_responses=True, limit=settings.redis_max_connections,
             wait_s=settings.redis_pool_wait_s, max_connections=settings.redis_max_connections + PUBSUB_ROOM,
-            socket_connect_timeout=2, socket_timeout=5, health_check_interval=30, **STALE_SAFE)
+            socket_connect_timeout=2, socket_timeout=5, health_check_interval=30, **STALE_SAFE, **NO_BLIND_RETRY)
     # a blocking pool: a burst waits for a free connection instead of failing, but only for
     # redis_pool_wait_s; then redis-py raises ConnectionError("No connection available."), a 503
     pool = BlockingConnectionPool.from_url(
@@ -140,9 +152,20 @@ def open_reader(settings: Settings) -> Redis | RedisCluster:
     """For blocking stream reads: they park a connection each, so a pool of their own."""
     if settings.redis_cluster:
         return Cluster.from_url(settings.redis_url, decode_responses=True, limit=10_000, max_connections=10_000,
-                                socket_connect_timeout=2, health_check_interval=30, **STALE_SAFE)
+                                socket_connect_timeout=2, health_check_interval=30, **STALE_SAFE, **NO_BLIND_RETRY)
     return Redis.from_url(settings.redis_url, decode_responses=True, max_connections=10_000,
                           socket_connect_timeout=2, health_check_interval=30, **STALE_SAFE)
+
+
+async def learn_topology(redis: Redis | RedisCluster) -> None:
+    """A cluster client's slots and nodes, before its first commands run side by side: learned
+    lazily, the first command's refresh replaces the nodes and closes the connections the others
+    were using. Redis not up yet: learned on first use then."""
+    if isinstance(redis, RedisCluster):
+        try:
+            await redis.initialize()
+        except (RedisError, OSError) as exc:
+            log.warning("the Redis Cluster's topology could not be read yet (%r); read on first use", exc)
 
 
 @contextlib.asynccontextmanager
@@ -151,6 +174,7 @@ async def open_context(settings: Settings) -> AsyncIterator[Context]:
     pool = await db.create_pool(settings)
     try:
         redis = open_redis(settings)
+        await learn_topology(redis)
         try:
             hasher = Hasher(Cost(settings.scrypt_n, settings.scrypt_r, settings.scrypt_p),
                             settings.hash_threads, settings.hash_queue)
