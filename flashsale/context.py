@@ -15,6 +15,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.maint_notifications import MaintNotificationsConfig
 
 from flashsale import db
@@ -52,6 +53,7 @@ STALE_SAFE = {"maint_notifications_config": MaintNotificationsConfig(enabled=Fal
 # reclaimer, 30-45 s). As on one Redis, nothing is sent again blindly: the caller sees the error
 # (a 503, or a background loop that re-reads its own pending entries). MOVED/ASK are still followed.
 NO_BLIND_RETRY = {"retry": Retry(NoBackoff(), 0)}
+CONNECT_ATTEMPTS = 3  # a command whose connection could not be made was never sent: tried again
 PUBSUB_ROOM = 16  # a cluster node's connections beyond the commands in flight: pub/sub listeners
 
 
@@ -105,11 +107,18 @@ class Cluster(RedisCluster):
             self._turns.release()
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
-        async with self.in_flight():
-            try:
-                return await super().execute_command(*args, **kwargs)
-            except AttributeError as exc:
-                raise _as_lost_connection(exc) from exc
+        for attempt in range(CONNECT_ATTEMPTS):
+            async with self.in_flight():
+                try:
+                    return await super().execute_command(*args, **kwargs)
+                except AttributeError as exc:
+                    raise _as_lost_connection(exc) from exc
+                except (RedisConnectionError, RedisTimeoutError) as exc:
+                    # a connection that could not be made sent nothing: safe to try again (the
+                    # client reads the topology first); anything else may have run, it is not
+                    if attempt == CONNECT_ATTEMPTS - 1 or "connecting to" not in str(exc):
+                        raise
+            await asyncio.sleep(0.05 * (attempt + 1))
 
     def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> ClusterPipeline:
         """A plain pipeline, also when a transaction is asked for. redis-py 8.1's async cluster
