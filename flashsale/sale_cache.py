@@ -88,15 +88,12 @@ class SaleCache:
         self.reads += 1
         revision = await catalog_revision.current(self.ctx)
         old, now = self.entries.get(sale_id), time.monotonic()
+        row = remaining = None
         if (old is not None and old.row is not None and old.revision == revision
                 and now - old.row_read_at < ROW_MAX_AGE_S):
             row, row_read_at = old.row, old.row_read_at
             remaining = await seckill.remaining_of(self.ctx, row)
-            if remaining is None:  # cold: the page shows MySQL's count, so read it fresh
-                row = None
-        else:
-            row = None
-        if row is None:
+        if remaining is None:  # a changed or new row, or a cold sale (its page shows MySQL's count)
             self.row_reads += 1
             try:
                 row = await seckill.get_sale_row(self.ctx, sale_id)

@@ -5,13 +5,12 @@ import asyncio
 
 import asyncmy
 import pytest
-from asyncmy.cursors import DictCursor
 
 from flashsale.db import connect_kwargs
 from flashsale.migrate import migrate
 from flashsale.services import admin_orders
 from tests.support.factory import unique
-from tests.support.isolation import drop_database
+from tests.support.isolation import drop_database, query
 
 
 async def order_ids(client, headers, q: str) -> list[int]:
@@ -87,29 +86,19 @@ def orders_db(migrated_db):
     asyncio.run(drop_database(settings))
 
 
-async def _explain(settings, sql, args) -> list[dict]:
-    conn = await asyncmy.connect(autocommit=True, **connect_kwargs(settings))
-    try:
-        async with conn.cursor(DictCursor) as cur:
-            await cur.execute(sql, args)
-            return list(await cur.fetchall())
-    finally:
-        await conn.ensure_closed()
-
-
 @pytest.mark.parametrize("q, status", [("buyer123", ""), ("BUYER4", "paid"), ("FS00001", ""),
                                        ("FS000012", "shipped"), ("buyer9999", "")])
 async def test_order_search_reads_indexes_never_the_whole_table(orders_db, q, status):
     filters = {"q": q, "status": status, "from": None, "before": None}
-    users = await _explain(orders_db, admin_orders.USERS_BY_PREFIX,
+    users = await query(orders_db, admin_orders.USERS_BY_PREFIX,
                            (admin_orders._prefix(q), admin_orders.MAX_PREFIX_USERS))
-    plan_users = await _explain(orders_db, "EXPLAIN " + admin_orders.USERS_BY_PREFIX,
+    plan_users = await query(orders_db, "EXPLAIN " + admin_orders.USERS_BY_PREFIX,
                                 (admin_orders._prefix(q), admin_orders.MAX_PREFIX_USERS))
     assert plan_users[0]["key"] == "uq_users_username" and plan_users[0]["type"] == "range", plan_users
     where, args = admin_orders._where(filters, [u["id"] for u in users])
     for sql, sql_args in ((admin_orders.LIST_ORDERS.format(where=where), (*args, 20, 0)),
                           (admin_orders.COUNT_ORDERS.format(where=where), args)):
-        plan = await _explain(orders_db, "EXPLAIN " + sql, sql_args)
+        plan = await query(orders_db, "EXPLAIN " + sql, sql_args)
         first = plan[0]
         assert first["table"] == "o" and first["type"] in ("range", "index_merge"), plan
         # (the one-row goods table of this fill is read whole, as any plan would)

@@ -8,13 +8,12 @@ import shutil
 
 import asyncmy
 import pytest
-from asyncmy.cursors import DictCursor
 
 from flashsale import db
 from flashsale.db import connect_kwargs
 from flashsale.migrate import MIGRATIONS_DIR, migrate
 from flashsale.services import catalog, search
-from tests.support.isolation import RUN_ID, drop_database
+from tests.support.isolation import RUN_ID, drop_database, query
 
 _words = itertools.count(1)
 
@@ -205,16 +204,6 @@ def plan_db(migrated_db, tmp_path_factory):
     asyncio.run(drop_database(settings))
 
 
-async def _query(settings, sql, args) -> list[dict]:
-    conn = await asyncmy.connect(autocommit=True, **connect_kwargs(settings))
-    try:
-        async with conn.cursor(DictCursor) as cur:
-            await cur.execute(sql, args)
-            return list(await cur.fetchall())
-    finally:
-        await conn.ensure_closed()
-
-
 def _find(q, category_id=None, sort="sales", order=None):
     order_by = catalog.ORDER_BY[(sort, order or catalog.DEFAULT_ORDER[sort])]
     return search.find_query(q, columns=catalog.SUMMARY_COLUMNS, order_by=order_by,
@@ -222,15 +211,15 @@ def _find(q, category_id=None, sort="sales", order=None):
 
 
 async def test_migration_indexes_the_goods_already_there(plan_db):
-    like = await _query(plan_db, "SELECT COUNT(*) AS n FROM goods g JOIN categories c ON c.id = g.category_id "
+    like = await query(plan_db, "SELECT COUNT(*) AS n FROM goods g JOIN categories c ON c.id = g.category_id "
                                  "WHERE g.name LIKE %s OR c.name LIKE %s", ("%phone%", "%phone%"))
     page_sql, _, args = _find("phone")
-    rows = await _query(plan_db, page_sql, (*args, 20, 0))
+    rows = await query(plan_db, page_sql, (*args, 20, 0))
     # Smartphone and Headphones goods, and the Phones category's other goods
     assert int(rows[0]["total"]) == like[0]["n"] > 2 * GOODS_COUNT // 5
     assert {r["name"].split()[1] for r in rows} <= {"Smartphone", "Headphones"}  # name hits first
     _, count_sql, args = _find("蓝牙耳机")
-    assert list((await _query(plan_db, count_sql, args))[0].values()) == [GOODS_COUNT // 5]
+    assert list((await query(plan_db, count_sql, args))[0].values()) == [GOODS_COUNT // 5]
 
 
 SEARCHES = [
@@ -246,7 +235,7 @@ SEARCHES = [
 async def test_no_search_scans_goods(plan_db, filters):
     page_sql, count_sql, args = _find(**filters)
     for sql, sql_args in ((page_sql, (*args, 20, 40)), (count_sql, args)):
-        plan = await _query(plan_db, "EXPLAIN " + sql, sql_args)
+        plan = await query(plan_db, "EXPLAIN " + sql, sql_args)
         tables = {p["table"]: p for p in plan}
         # each match's goods row by its primary key, one row per match
         goods = tables["g"]
@@ -260,6 +249,6 @@ async def test_no_search_scans_goods(plan_db, filters):
 async def test_suggestions_read_the_best_sellers_index(plan_db):
     for category_id, index in ((None, "ix_goods_sales"), (3, "ix_goods_category_sales")):
         where, args = ("WHERE g.category_id = %s", [category_id]) if category_id else ("", [])
-        plan = await _query(plan_db, "EXPLAIN " + search.BEST_SELLERS.format(
+        plan = await query(plan_db, "EXPLAIN " + search.BEST_SELLERS.format(
             columns=catalog.SUMMARY_COLUMNS, where=where), (*args, search.SUGGESTIONS))
         assert plan[0]["key"] == index and "filesort" not in (plan[0]["Extra"] or ""), plan

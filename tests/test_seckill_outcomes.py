@@ -25,13 +25,19 @@ async def _idle_client(aiohttp_client, make_app):
     return await aiohttp_client(make_app(background_tasks=False))
 
 
-async def test_long_poll_returns_when_the_batch_commits_not_at_the_deadline(aiohttp_client, make_app):
+async def _one_queued_purchase(aiohttp_client, make_app):
+    """An idle app, a sale of 5 and one buyer whose purchase was answered 202: (client, sale, headers)."""
     client = await _idle_client(aiohttp_client, make_app)
     ctx = client.app[CTX]
     sale = await make_sale(ctx, Factory(ctx), stock=5)
     [person] = await buyers(ctx, 1)
     headers, _ = await session_cookie(client.app, person["id"])
     assert (await purchase(client, sale["id"], headers, person["address_id"]))[0] == 202
+    return client, sale, headers
+
+
+async def test_long_poll_returns_when_the_batch_commits_not_at_the_deadline(aiohttp_client, make_app):
+    client, sale, headers = await _one_queued_purchase(aiohttp_client, make_app)
 
     started = time.monotonic()
     poll = asyncio.create_task(_result(client, sale["id"], headers, 10_000))
@@ -48,12 +54,7 @@ async def test_long_poll_returns_when_the_batch_commits_not_at_the_deadline(aioh
 
 
 async def test_long_poll_answers_queued_at_the_deadline(aiohttp_client, make_app):
-    client = await _idle_client(aiohttp_client, make_app)
-    ctx = client.app[CTX]
-    sale = await make_sale(ctx, Factory(ctx), stock=5)
-    [person] = await buyers(ctx, 1)
-    headers, _ = await session_cookie(client.app, person["id"])
-    assert (await purchase(client, sale["id"], headers, person["address_id"]))[0] == 202
+    client, sale, headers = await _one_queued_purchase(aiohttp_client, make_app)
     started = time.monotonic()
     status, body = await _result(client, sale["id"], headers, 600)
     elapsed = time.monotonic() - started

@@ -10,12 +10,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import asyncmy
-from asyncmy.cursors import DictCursor
-
-from flashsale.db import connect_kwargs
 from flashsale.settings import Settings
 
+from tests.support.isolation import query
 from tests.support.fault_harness import (ADMIN_PASSWORD, PASSWORD, Client, Ledger, Proxy, RedisServer, ServerProcess, gather_bounded,
                       iso, utcnow)
 
@@ -122,13 +119,7 @@ class Shop:
     # --- direct reads for the checks
 
     async def rows(self, sql: str, args=()) -> list[dict[str, Any]]:
-        conn = await asyncmy.connect(autocommit=True, **connect_kwargs(self.settings))
-        try:
-            async with conn.cursor(DictCursor) as cur:
-                await cur.execute(sql, args)
-                return list(await cur.fetchall())
-        finally:
-            await conn.ensure_closed()
+        return await query(self.settings, sql, args)
 
 
 async def purchase(c: Client, sale_id: int):

@@ -6,6 +6,7 @@ import pathlib
 import tempfile
 
 import asyncmy
+from asyncmy.cursors import DictCursor
 from redis import Redis as SyncRedis
 
 from flashsale.db import connect_kwargs
@@ -43,6 +44,17 @@ async def drop_database(settings: Settings) -> None:
     try:
         async with conn.cursor() as cur:
             await cur.execute(f"DROP DATABASE IF EXISTS `{settings.db_name}`")
+    finally:
+        await conn.ensure_closed()
+
+
+async def query(settings: Settings, sql: str, args=()) -> list[dict]:
+    """One statement on a connection of its own (outside the app's pool), its rows as dicts."""
+    conn = await asyncmy.connect(autocommit=True, **connect_kwargs(settings))
+    try:
+        async with conn.cursor(DictCursor) as cur:
+            await cur.execute(sql, args)
+            return list(await cur.fetchall())
     finally:
         await conn.ensure_closed()
 
