@@ -1,9 +1,12 @@
-"""The flash-sale purchase path: a few local checks, then two batched Redis round trips.
+"""The flash-sale purchase path: a few local checks, then one batched Redis round trip.
 
-Every purchase of one event-loop tick shares one write for the buyer checks (session epoch,
-logout, ban flag, address ownership: one HMGET each) and one for the admission script (EVALSHA each),
-on a lean pipelined connection (redis_mux.py; routed per master on a cluster: redis_routing.py), so
-the Redis cost per request stays small under a burst. A sale that answered
+Every purchase of one event-loop tick shares one write to Redis (EVALSHA each) on a lean
+pipelined connection (redis_mux.py), so the Redis cost per request stays small under a burst.
+The buyer check (session epoch, logout, ban flag, address ownership) runs inside admit.lua, ahead
+of the admission; when it needs MySQL (the user's auth hash is gone, or the address is new to
+it) the script says so and the purchase is checked as on a cluster, then admitted. On a cluster
+(routed per master: redis_routing.py) the user's auth hash lives in another slot than the sale's
+keys, so the check is its own HMGET, sent before admit.lua: two round trips. A sale that answered
 `sold_out` is remembered for a short time so that the rush after it costs no Redis call at all.
 
 A hot sale split over `stock_shards` shards (each its own hash tag, so its own slot and, on a
@@ -52,7 +55,7 @@ from flashsale.metrics import count_admission
 from flashsale.redis_keys import home_shard
 from flashsale.redis_routing import open_mux
 from flashsale.scripts import (ADMIT_COLD, ADMIT_DRY, ADMIT_QUEUED, ADMIT_RESHARD, ADMIT_RESULTS, ADMIT_SOLD_OUT,
-                               ADMIT_UNKNOWN)
+                               ADMIT_UNKNOWN, BUYER_CHECK_MYSQL, BUYER_SESSION_ENDED)
 from flashsale.services import seckill, seckill_state, stock_notices
 from flashsale.services.auth_cache import cache_addresses, session_field, session_state
 from flashsale.services.user_sessions import is_live
@@ -64,6 +67,7 @@ RATE_WINDOW_MS = 1000
 DRY_HINT_S = 0.5  # a shard seen dry is asked last for this long (it is still asked)
 # take.lua's codes that end the search for a donor: the sale ended or was cancelled meanwhile
 TAKE_QUEUED, TAKE_DRY, TAKE_ENDED, TAKE_CANCELLED = 0, 1, 3, 4
+SESSION_ENDED = "Your session has ended; please log in again."
 
 
 class Admission:
@@ -80,6 +84,8 @@ class Admission:
         # sale id -> stock shards as admit.lua last told (unknown: 1; the script corrects a stale one)
         self.shards: dict[int, int] = {}
         self.dry_until: dict[tuple[int, int], float] = {}  # (sale, shard) -> hint expiry
+        # one Redis: the buyer check rides in admit.lua and result.lua (a script may span slots)
+        self.check_in_script = not ctx.settings.redis_cluster
 
     # sold-out flags: set by a sold_out answer, gone after SOLD_OUT_TTL_S or when stock returns
     def is_sold_out(self, sale_id: int) -> bool:
@@ -111,7 +117,7 @@ class Admission:
                 raise Unauthenticated()
             cached_epoch, active, live = state[0], int(state[2]), state[3]
         if int(cached_epoch) != epoch or not int(active) or not is_live(live):
-            raise Unauthenticated("Your session has ended; please log in again.")
+            raise Unauthenticated(SESSION_ENDED)
         if address_id is None:
             return
         if addrs is None or str(address_id) not in addrs.split(","):
@@ -119,14 +125,29 @@ class Admission:
             if str(address_id) not in await cache_addresses(self.ctx, user_id):
                 raise Validation({"address_id": "Choose one of your own addresses."})
 
-    async def result(self, sale_id: int, user_id: int) -> dict:
-        """The user's latest purchase outcome: one script (its request id, then that request's
-        outcome) on the pipelined connection, on the buyer's home shard (results of a request
-        admitted on another shard are written there)."""
+    def _buyer_check(self, user_id: int, epoch: int, sid: str) -> tuple[tuple[str, ...], tuple]:
+        """The key and arguments that put the buyer check into a script (on one Redis only)."""
+        return (self.ctx.keys.user_auth(user_id),), (epoch, session_field(sid))
+
+    async def result(self, sale_id: int, user_id: int, epoch: int, sid: str | None) -> dict:
+        """The buyer check and the user's latest purchase outcome: one script (its request id,
+        then that request's outcome) on the pipelined connection, on the buyer's home shard
+        (results of a request admitted on another shard are written there)."""
+        if not isinstance(sid, str):
+            raise Unauthenticated()
         k = self.ctx.keys
         home = home_shard(user_id, self.shards.get(sale_id, 1))
-        found = await self._run(self.ctx.scripts.result,
-                                (k.sale_user_request(sale_id, home), k.sale_results(sale_id, home)), (user_id,))
+        keys, args = (k.sale_user_request(sale_id, home), k.sale_results(sale_id, home)), (user_id,)
+        if self.check_in_script:
+            check_keys, check_args = self._buyer_check(user_id, epoch, sid)
+            found = await self._run(self.ctx.scripts.result, keys + check_keys, args + check_args)
+        else:
+            found = BUYER_CHECK_MYSQL
+        if found == BUYER_SESSION_ENDED:
+            raise Unauthenticated(SESSION_ENDED)
+        if found == BUYER_CHECK_MYSQL:
+            await self.check_session(user_id, epoch, sid)
+            found = await self._run(self.ctx.scripts.result, keys, args)
         if found is None:
             # asks Redis for the sale's shard count (this process may not know it), then MySQL
             return await seckill.purchase_result(self.ctx, sale_id, user_id)
@@ -142,13 +163,17 @@ class Admission:
             return await script(keys=list(keys), args=list(args))
 
     async def _admit_home(self, sale_id: int, user_id: int, request_id: str, address_id: int,
-                          payment_method: str, shards: int) -> tuple[int, int]:
+                          payment_method: str, shards: int, buyer: tuple[int, str] | None = None) -> tuple[int, int]:
+        """admit.lua on the buyer's home shard; with buyer (epoch, session id), the buyer check first."""
         k, home = self.ctx.keys, home_shard(user_id, shards)
         keys = (k.sale_window(sale_id, home), k.sale_stock(sale_id, home), k.sale_buyers(sale_id, home),
                 k.sale_stream(sale_id, home), k.sale_user_request(sale_id, home), k.sale_stats(sale_id, home),
                 k.sale_purchase_rate(sale_id, user_id, home))
         args = (user_id, request_id, address_id, payment_method,
                 self.ctx.settings.purchase_rate_per_s, RATE_WINDOW_MS, shards)
+        if buyer is not None:
+            check_keys, check_args = self._buyer_check(user_id, *buyer)
+            keys, args = keys + check_keys, args + check_args
         code, detail = await self._run(self.admit_script, keys, args)
         return int(code), detail
 
@@ -189,8 +214,22 @@ class Admission:
                         (user_id, 1, "", "", ADMIT_RESULTS[outcome].reason if outcome != ADMIT_COLD else ""))
         return outcome
 
-    async def admit(self, sale_id: int, user_id: int, address_id: int, payment_method: str) -> str:
-        """Run admit.lua; returns the request id when queued, raises the contract's refusal."""
+    async def purchase(self, sale_id: int, user_id: int, epoch: int, sid: str | None, address_id: int,
+                       payment_method: str) -> str:
+        """The buyer check (the cookie's session is live and current, the user not banned, the
+        address theirs), then admit.lua; returns the request id when queued, raises the contract's
+        refusal. One round trip on a single Redis, where admit.lua checks the buyer first."""
+        if not isinstance(sid, str):
+            raise Unauthenticated()
+        if self.check_in_script:
+            return await self.admit(sale_id, user_id, address_id, payment_method, buyer=(epoch, sid))
+        await self.check_session(user_id, epoch, sid, address_id=address_id)
+        return await self.admit(sale_id, user_id, address_id, payment_method)
+
+    async def admit(self, sale_id: int, user_id: int, address_id: int, payment_method: str,
+                    buyer: tuple[int, str] | None = None) -> str:
+        """Run admit.lua (with buyer (epoch, session id), checking the buyer first); returns the
+        request id when queued, raises the contract's refusal."""
         if self.is_sold_out(sale_id):
             count_admission("sold_out")
             raise SoldOut()
@@ -199,7 +238,13 @@ class Admission:
             raise Ended()
         request_id = os.urandom(16).hex()
         shards = self.shards.get(sale_id, 1)
-        code, detail = await self._admit_home(sale_id, user_id, request_id, address_id, payment_method, shards)
+        code, detail = await self._admit_home(sale_id, user_id, request_id, address_id, payment_method, shards,
+                                              buyer)
+        if code == BUYER_SESSION_ENDED:
+            raise Unauthenticated(SESSION_ENDED)
+        if code == BUYER_CHECK_MYSQL:
+            await self.check_session(user_id, *buyer, address_id=address_id)
+            code, detail = await self._admit_home(sale_id, user_id, request_id, address_id, payment_method, shards)
         if code == ADMIT_RESHARD:  # first sight of a sharded sale here, or it was laid out anew
             shards = self.shards[sale_id] = int(detail)
             code, detail = await self._admit_home(sale_id, user_id, request_id, address_id, payment_method, shards)

@@ -30,6 +30,9 @@ ADMIT_QUEUED, ADMIT_SOLD_OUT, ADMIT_COLD = 0, 1, -1
 # a sale split over shards only: the caller's shard count is stale (detail: the sale's), and the
 # home shard is dry with the buyer's slot reserved (admission.py takes a unit from a donor)
 ADMIT_RESHARD, ADMIT_DRY = -2, 7
+# the buyer check inside admit.lua and result.lua (a single Redis only): it needs MySQL (the
+# caller checks as on a cluster, then calls again without it), or the session has ended
+BUYER_CHECK_MYSQL, BUYER_SESSION_ENDED = -3, -4
 ADMIT_RESULTS = {
     ADMIT_QUEUED: AdmitResult("queued", None),
     ADMIT_SOLD_OUT: AdmitResult("sold_out", lambda _: SoldOut()),

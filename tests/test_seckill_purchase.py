@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import time
 
 from flashsale import db
+from flashsale.services.auth_cache import cache_addresses
 
 from tests.support.auth import session_cookie
 from tests.support.seckill import buyers, count_orders, make_sale, purchase, remaining, sold
@@ -138,6 +140,35 @@ async def test_bad_input_is_refused_before_the_script_runs(client, ctx, factory)
     # the script never ran: no outcome was counted, nothing moved
     assert await _stats(ctx, sale["id"]) == {}
     assert await remaining(ctx, sale["id"]) == 3
+
+
+async def test_the_buyer_check_refuses_before_admitting_with_the_auth_hash_warm(client, ctx, factory):
+    """On one Redis the check runs inside admit.lua: each way it can refuse moves nothing and counts
+    nothing, whether the script decides (an ended session, a ban, a new epoch) or MySQL does (an
+    address not among the cached ones)."""
+    sale = await make_sale(ctx, factory, stock=3)
+    me, other = await buyers(ctx, 2)
+    headers, _ = await session_cookie(client.app, me["id"])
+    key = ctx.keys.user_auth(me["id"])
+    await cache_addresses(ctx, me["id"])
+    assert await ctx.redis.hget(key, "addrs") == str(me["address_id"])
+    status, body = await purchase(client, sale["id"], headers, other["address_id"])
+    assert (status, body["data"]["reason"]) == (400, "validation"), body
+    field = next(f for f in await ctx.redis.hkeys(key) if f.startswith("s:"))
+    live = await ctx.redis.hget(key, field)
+    for name, value, restore in ((field, "0", live), ("active", "0", "1"), ("epoch", "7", "0"),
+                                 (field, str(int(time.time()) - 1), live)):
+        await ctx.redis.hset(key, name, value)
+        status, body = await purchase(client, sale["id"], headers, me["address_id"])
+        assert (status, body["data"]["reason"]) == (401, "unauthenticated"), (name, value, body)
+        r = await client.get(f"/api/seckill/{sale['id']}/result", headers=headers)
+        assert r.status == 401, (name, value)
+        await ctx.redis.hset(key, name, restore)
+    assert await _stats(ctx, sale["id"]) == {}
+    assert await remaining(ctx, sale["id"]) == 3
+    status, body = await purchase(client, sale["id"], headers, me["address_id"])
+    assert status == 202, body
+    assert await _stats(ctx, sale["id"]) == {"admitted": "1"}
 
 
 async def test_unknown_sale_is_404(client, ctx, factory):

@@ -11,6 +11,24 @@
 -- -2 wrong shard count (detail: the sale's), 7 this shard is dry: one unit of the user's limit
 -- is reserved here and the caller must take a unit from another shard (take.lua) or give the
 -- reservation back (unhold.lua); only a sale of more than one shard answers 7
+-- With KEYS[8], the buyer's auth hash (a single Redis only: a script there may span slots), the
+-- buyer check of admission.check_session comes first, in the same round trip:
+-- ARGV[8] the cookie's session epoch  ARGV[9] the session's field in the hash
+-- -3: the check needs MySQL (no hash, or the address is not among its `addrs`): the caller checks
+-- as on a cluster, then calls again without KEYS[8]; -4: the session ended or the user is banned
+if KEYS[8] then
+  local a = redis.call('HMGET', KEYS[8], 'epoch', 'active', 'addrs', ARGV[9])
+  if not a[1] then
+    return {-3, 0}
+  end
+  local secs = tonumber(redis.call('TIME')[1])
+  if tonumber(a[1]) ~= tonumber(ARGV[8]) or (tonumber(a[2]) or 0) == 0 or (tonumber(a[4] or '0') or 0) <= secs then
+    return {-4, 0}
+  end
+  if not a[3] or not string.find(',' .. a[3] .. ',', ',' .. ARGV[3] .. ',', 1, true) then
+    return {-3, 0}
+  end
+end
 local w = redis.call('HMGET', KEYS[1], 'start_ms', 'end_ms', 'limit', 'price', 'state', 'shards')
 if not w[1] then
   return {-1, 0}

@@ -64,7 +64,7 @@ def _buyer(request: web.Request) -> tuple[int, int, str | None]:
 @checks_own_csrf
 @fast_lane
 async def purchase(request: web.Request) -> web.Response:
-    """Session, CSRF, body, sold-out flag, buyer checks (one batched HMGET), then admit.lua.
+    """Session, CSRF, body, sold-out flag, then the buyer check and admit.lua (one round trip).
 
     In the fast lane (fast_lane.py): no middleware but the error one; refusals are answered here,
     the sold-out one from prebuilt bytes without a Redis call."""
@@ -91,10 +91,8 @@ async def purchase(request: web.Request) -> web.Response:
         if admission.is_sold_out(sale_id):
             count_admission("sold_out")
             return sold_out_response()
-        user_id = int(session["uid"])
-        await admission.check_session(user_id, int(session.get("ep", -1)), session.get("sid"),
-                                      address_id=address_id)
-        request_id = await admission.admit(sale_id, user_id, address_id, method)
+        request_id = await admission.purchase(sale_id, int(session["uid"]), int(session.get("ep", -1)),
+                                              session.get("sid"), address_id, method)
     except Refusal as exc:
         return refusal_response(exc)
     return envelope({"status": "queued", "request_id": request_id}, status=202, msg="queued")
@@ -117,9 +115,7 @@ async def result(request: web.Request) -> web.Response:
     one notice per committed batch resolves (outcomes.py): no Redis call while waiting."""
     wait_ms = _wait_ms(request)
     user_id, epoch, sid = _buyer(request)
-    admission = request.app[ADMISSION]
-    await admission.check_session(user_id, epoch, sid)
-    answer = await admission.result(id_of(request), user_id)
+    answer = await request.app[ADMISSION].result(id_of(request), user_id, epoch, sid)
     if answer["status"] == "queued" and wait_ms:
         outcome = await request.app[OUTCOMES].wait(answer["request_id"], wait_ms / 1000)
         if outcome is not None:
