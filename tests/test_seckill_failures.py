@@ -148,6 +148,40 @@ async def test_deleted_address_is_dead_lettered_and_a_later_buyer_gets_the_unit(
         await fresh.stop()
 
 
+async def test_address_deleted_after_the_batch_read_it_fails_that_entry_alone(client, ctx, monkeypatch):
+    """The batch reads its addresses before it takes the sale's lock: one deleted in between fails
+    the INSERT on its foreign key; the batch is then written entry by entry, so the others become
+    orders and that one an explicit address_missing failure whose unit goes back."""
+    sale = await make_sale(ctx, Factory(ctx), stock=5)
+    people = await buyers(ctx, 3)
+    engine = client.app[ENGINE]
+    await engine.stop()  # no consumer of the app's own: this test's worker reads the stream
+    await _admit(client, sale["id"], people)
+    worker = await _worker(client, sale["id"])
+    entries = await _read_as(ctx, sale["id"], "this-test")
+    assert len(entries) == 3
+    doomed = people[1]
+    real = db.run_transaction
+    calls = []
+
+    async def delete_first(pool, work, **kwargs):
+        if not calls:
+            await db.execute(ctx.db, "DELETE FROM addresses WHERE id = %s", (doomed["address_id"],))
+        calls.append(1)
+        return await real(pool, work, **kwargs)
+
+    monkeypatch.setattr(db, "run_transaction", delete_first)
+    await worker.process(entries, None)
+    assert len(calls) == 4  # the batch, then each of its three entries
+    assert await count_orders(ctx, sale["id"]) == 2
+    assert await _orders_of(ctx, sale["id"], doomed["id"]) == 0
+    reason = await db.fetch_value(ctx.db, "SELECT reason FROM seckill_failures WHERE user_id = %s", (doomed["id"],))
+    assert reason == "address_missing"
+    assert await sold(ctx, sale["id"]) == 2
+    assert await remaining(ctx, sale["id"]) == 3  # 5 - 3 admitted + 1 given back
+    assert (await ctx.redis.xpending(ctx.keys.sale_stream(sale["id"]), GROUP))["pending"] == 0
+
+
 async def _dead_letters(ctx, sale_id):
     return await ctx.redis.xlen(ctx.keys.sale_dead(sale_id))
 

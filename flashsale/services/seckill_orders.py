@@ -24,13 +24,15 @@ LOCK_GOODS_FOR_ORDERS = "SELECT id FROM goods WHERE id = %s FOR UPDATE"
 ADDRESSES_OF = """
 SELECT id, user_id, receiver_name, phone, province, city, district, detail_address
   FROM addresses WHERE id IN ({marks})"""
-# rowcount = orders really inserted: a request id already there (an earlier delivery) changes nothing
+# -> the order of each request of the batch: made now (its order_number is this attempt's) or by an
+# earlier delivery (MariaDB returns the row found under the unique key unchanged)
 INSERT_ORDERS = """
 INSERT INTO orders (order_number, user_id, goods_id, flash_sale_id, request_id, quantity,
                     unit_price, total_amount, payment_method, status, address_id, receiver_name,
                     phone, province, city, district, detail_address, pay_deadline)
 VALUES {rows}
-    ON DUPLICATE KEY UPDATE request_id = orders.request_id"""
+    ON DUPLICATE KEY UPDATE request_id = orders.request_id
+RETURNING id, request_id, order_number, user_id"""
 ORDER_ROW = ("(%s, %s, %s, %s, %s, 1, %s, %s, %s, 'pending', %s, %s, %s, %s, %s, %s, %s,"
              " UTC_TIMESTAMP(3) + INTERVAL %s SECOND)")
 # -> the orders of these requests, made now or by an earlier delivery
@@ -41,9 +43,12 @@ INSERT_LOGS = """
 INSERT INTO order_status_log (order_id, from_status, to_status, actor_id, actor, remark)
 VALUES {rows}"""
 LOG_ROW = "(%s, NULL, 'pending', %s, 'user', 'flash sale')"
-# 1: the sale's sold count moved by the orders of this batch (the CHECK sold <= total_stock guards)
-ADD_SOLD = "UPDATE flash_sales SET sold = sold + %s WHERE id = %s"
-ADD_SALES = "UPDATE goods SET sales = sales + %s WHERE id = %s"
+# 2: the sale's sold count and its goods' sales moved by the orders of this batch (both rows are
+# locked already; the CHECK sold <= total_stock guards)
+ADD_SOLD = """
+UPDATE flash_sales f JOIN goods g ON g.id = f.goods_id
+   SET f.sold = f.sold + %s, g.sales = g.sales + %s
+ WHERE f.id = %s"""
 # rowcount 1: recorded now; 0: an earlier delivery recorded it
 INSERT_FAILURE = """
 INSERT INTO seckill_failures (request_id, flash_sale_id, user_id, reason, detail)
@@ -80,19 +85,20 @@ class BatchOutcome:
 
 
 async def _settle(cur, sale: dict[str, Any], entries: list[Entry], new_failure: str,
-                  numbers: dict[str, str] | None) -> BatchOutcome:
-    """Inside a transaction holding the sale's lock: find each entry's order or failure; record
-    `new_failure` for entries that have neither; count and log the orders made in this call."""
-    marks = ", ".join(["%s"] * len(entries))
-    request_ids = [e.request_id for e in entries]
-    await cur.execute(ORDERS_OF_REQUESTS.format(marks=marks), request_ids)
-    found = {r["request_id"]: r for r in await cur.fetchall()}
+                  numbers: dict[str, str] | None, found: dict[str, dict] | None = None) -> BatchOutcome:
+    """Inside a transaction holding the sale's lock: find each entry's order (`found` holds those
+    the INSERT returned) or failure; record `new_failure` for entries that have neither; count and
+    log the orders made in this call."""
+    found = dict(found or {})
+    unknown = [e.request_id for e in entries if e.request_id not in found]
+    if unknown:  # entries left out of the INSERT may still have an order from an earlier delivery
+        await cur.execute(ORDERS_OF_REQUESTS.format(marks=", ".join(["%s"] * len(unknown))), unknown)
+        found.update((r["request_id"], r) for r in await cur.fetchall())
     new = [r for rid, r in found.items() if numbers and r["order_number"] == numbers[rid]]
     if new:
         await cur.execute(INSERT_LOGS.format(rows=", ".join([LOG_ROW] * len(new))),
                           [v for r in new for v in (r["id"], r["user_id"])])
-        await cur.execute(ADD_SOLD, (len(new), sale["id"]))
-        await cur.execute(ADD_SALES, (len(new), sale["goods_id"]))
+        await cur.execute(ADD_SOLD, (len(new), len(new), sale["id"]))
     without_order = [e for e in entries if e.request_id not in found]
     failed: list[tuple[Entry, str]] = []
     if without_order:
@@ -114,7 +120,14 @@ async def write_batch(ctx: Context, sale: dict[str, Any], entries: list[Entry]) 
     """Write the orders of a batch in one transaction; idempotent by request id.
 
     An entry whose request already failed, or whose address is gone (or is not the buyer's),
-    makes no order; _settle records the latter as a failure."""
+    makes no order; _settle records the latter as a failure. The addresses are read before the
+    sale's lock is taken (the lock serializes the batches of every consumer): one deleted meanwhile
+    fails the INSERT on its foreign key, and the batch is then written entry by entry (consumers.py),
+    where that entry finds no address."""
+    address_ids = sorted({e.address_id for e in entries})
+    addresses = {r["id"]: r for r in await db.fetch_all(
+        ctx.db, ADDRESSES_OF.format(marks=", ".join(["%s"] * len(address_ids))), address_ids)}
+
     async def work(cur) -> BatchOutcome:
         # numbers made per attempt: after a commit whose answer was lost, the retry finds the
         # first attempt's orders under other numbers and counts them as earlier, not new
@@ -124,9 +137,6 @@ async def write_batch(ctx: Context, sale: dict[str, Any], entries: list[Entry]) 
         await cur.execute(FAILURES_OF_REQUESTS.format(marks=", ".join(["%s"] * len(entries))),
                           [e.request_id for e in entries])
         failed_before = {r["request_id"] for r in await cur.fetchall()}
-        address_ids = sorted({e.address_id for e in entries})
-        await cur.execute(ADDRESSES_OF.format(marks=", ".join(["%s"] * len(address_ids))), address_ids)
-        addresses = {r["id"]: r for r in await cur.fetchall()}
         args: list[Any] = []
         rows = 0
         for e in entries:
@@ -137,9 +147,11 @@ async def write_batch(ctx: Context, sale: dict[str, Any], entries: list[Entry]) 
                      e.price, e.payment_method, ad["id"], ad["receiver_name"], ad["phone"], ad["province"],
                      ad["city"], ad["district"], ad["detail_address"], ctx.settings.pay_window_s]
             rows += 1
+        found = {}
         if rows:
             await cur.execute(INSERT_ORDERS.format(rows=", ".join([ORDER_ROW] * rows)), args)
-        return await _settle(cur, sale, entries, "address_missing", numbers)
+            found = {r["request_id"]: r for r in await cur.fetchall()}
+        return await _settle(cur, sale, entries, "address_missing", numbers, found)
 
     # idempotent by request id: a retry after a lost COMMIT answer makes no second order
     return await db.run_transaction(ctx.db, work, idempotent=True)
