@@ -46,7 +46,7 @@ class BenchConfig:
     pin: bool = True  # server on cores 0..n-2, load generators on the last core (needs 2+ cores)
     drain_timeout_s: float = 60.0  # wait this long for the stream to drain after the buyers
     deferred_drain: bool = False  # no consumers during the sale (and no polling); then drain in one go
-    pyspy: bool = False  # record a py-spy profile of each server worker during the sale
+    pyspy: bool = False  # record a py-spy profile of each server worker during the sale (and the deferred drain)
     port: int = 0  # 0: a free port
     db_name: str = "flashsale_bench"
     redis_prefix: str = "bench:"

@@ -493,11 +493,15 @@ def _run(config: BenchConfig, started: float, cluster) -> tuple[dict, Path]:
                 pin(pids, server_cores)
                 for pid in pids:
                     sampler.follow("server", pid)
+                if config.pyspy:  # the drain's own profile (profile-<pid>.svg of the drain server's workers)
+                    profilers.extend(start_profilers(run_dir, pids))
 
             drain_server.start(on_workers=follow_drain)
         say(started, "waiting for the stream to drain")
         drained = wait_drained(settings, sale_id, config.drain_timeout_s)
         marks["drained"] = drained
+        stop_profilers(profilers)
+        profilers = []
         if drained is None:
             record["notes"].append(f"the stream did not drain within {config.drain_timeout_s} s")
     finally:

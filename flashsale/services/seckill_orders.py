@@ -128,28 +128,36 @@ async def write_batch(ctx: Context, sale: dict[str, Any], entries: list[Entry]) 
     addresses = {r["id"]: r for r in await db.fetch_all(
         ctx.db, ADDRESSES_OF.format(marks=", ".join(["%s"] * len(address_ids))), address_ids)}
 
-    async def work(cur) -> BatchOutcome:
-        # numbers made per attempt: after a commit whose answer was lost, the retry finds the
-        # first attempt's orders under other numbers and counts them as earlier, not new
-        numbers = {e.request_id: ctx.order_numbers.next() for e in entries}
-        await cur.execute(LOCK_SALE_FOR_ORDERS, (sale["id"],))
-        await cur.execute(LOCK_GOODS_FOR_ORDERS, (sale["goods_id"],))
-        await cur.execute(FAILURES_OF_REQUESTS.format(marks=", ".join(["%s"] * len(entries))),
-                          [e.request_id for e in entries])
-        failed_before = {r["request_id"] for r in await cur.fetchall()}
+    def insert_of(cur, numbers: dict[str, str], skip: set[str]) -> str | None:
+        """The batch's INSERT with its values in (escaped by the driver), or None: no row to write."""
         args: list[Any] = []
         rows = 0
         for e in entries:
             ad = addresses.get(e.address_id)
-            if e.request_id in failed_before or ad is None or ad["user_id"] != e.user_id:
+            if e.request_id in skip or ad is None or ad["user_id"] != e.user_id:
                 continue
             args += [numbers[e.request_id], e.user_id, sale["goods_id"], sale["id"], e.request_id, e.price,
                      e.price, e.payment_method, ad["id"], ad["receiver_name"], ad["phone"], ad["province"],
                      ad["city"], ad["district"], ad["detail_address"], ctx.settings.pay_window_s]
             rows += 1
+        return cur.mogrify(INSERT_ORDERS.format(rows=", ".join([ORDER_ROW] * rows)), args) if rows else None
+
+    async def work(cur) -> BatchOutcome:
+        # numbers made per attempt: after a commit whose answer was lost, the retry finds the
+        # first attempt's orders under other numbers and counts them as earlier, not new
+        numbers = {e.request_id: ctx.order_numbers.next() for e in entries}
+        # the statement is built before the lock (most of a batch's Python work), then run under it
+        insert = insert_of(cur, numbers, set())
+        await cur.execute(LOCK_SALE_FOR_ORDERS, (sale["id"],))
+        await cur.execute(LOCK_GOODS_FOR_ORDERS, (sale["goods_id"],))
+        await cur.execute(FAILURES_OF_REQUESTS.format(marks=", ".join(["%s"] * len(entries))),
+                          [e.request_id for e in entries])
+        failed_before = {r["request_id"] for r in await cur.fetchall()}
+        if failed_before:  # rare: a request of this batch was given up meanwhile
+            insert = insert_of(cur, numbers, failed_before)
         found = {}
-        if rows:
-            await cur.execute(INSERT_ORDERS.format(rows=", ".join([ORDER_ROW] * rows)), args)
+        if insert is not None:
+            await cur.execute(insert)
             found = {r["request_id"]: r for r in await cur.fetchall()}
         return await _settle(cur, sale, entries, "address_missing", numbers, found)
 
