@@ -314,11 +314,14 @@ def build_summary(run_dir: Path) -> dict:
     }
     phases = summary["phases"]
 
-    healthz = [r for r in load_samples(run_dir, "healthz") if r["name"] == "healthz"]
-    if healthz:
-        first, last = healthz[0]["start"], healthz[-1]["start"]
-        warmup = min(1.5, 0.2 * (last - first))  # leave out the ramp-up
-        phases["healthz"] = phase(healthz, first + warmup, last, timeline)
+    healthz: list[dict] = []
+    for name in ("healthz", "healthz_after"):  # the reference, before and after the sale
+        rows = [r for r in load_samples(run_dir, name) if r["name"] == "healthz"]
+        if rows:
+            first, last = rows[0]["start"], rows[-1]["start"]
+            warmup = min(1.5, 0.2 * (last - first))  # leave out the ramp-up
+            phases[name] = phase(rows, first + warmup, last, timeline)
+            healthz += [r for r in rows if r["start"] >= first + warmup]
 
     login = marks.get("login")
     if login:
@@ -389,7 +392,8 @@ def build_summary(run_dir: Path) -> dict:
     if storm:  # every page asked for, over the time from the first sent to the last answered
         phases["page_storm"] = phase(storm, storm[0]["start"], max(r["end"] for r in storm), timeline)
 
-    healthz_phase, admission_phase = phases.get("healthz"), phases.get("admission")
+    summary["healthz_reference"] = reference = healthz_reference(phases.get("healthz"), phases.get("healthz_after"))
+    healthz_phase, admission_phase = reference, phases.get("admission")
     sold_out_phase, storm_phase = phases.get("sold_out"), phases.get("page_storm")
     summary["cpu_purchase_vs_healthz"] = _ratio(admission_phase, "server_cpu_us_per_purchase",
                                                 healthz_phase, "server_cpu_us_per_request")
@@ -401,9 +405,10 @@ def build_summary(run_dir: Path) -> dict:
                                             healthz_phase, "server_cpu_us_per_request")
     summary["p99_page_vs_healthz"] = _ratio(storm_phase, "p99_ms", healthz_phase, "p99_ms")
     base_us = (healthz_phase or {}).get("server_cpu_us_per_request")
-    hz_spread = spread(per_second_cpu_us(healthz, healthz_phase["start"],
-                                         healthz_phase["start"] + healthz_phase["seconds"], timeline), 1) \
-        if healthz_phase else None
+    hz_seconds = [value for name in ("healthz", "healthz_after") if phases.get(name)
+                  for value in per_second_cpu_us(healthz, phases[name]["start"],
+                                                 phases[name]["start"] + phases[name]["seconds"], timeline)]
+    hz_spread = spread(hz_seconds, 1) if hz_seconds else None
     summary["ratio_spread"] = {
         "healthz_cpu_us_per_request": hz_spread,
         "cpu_purchase_vs_healthz": ratio_spread(purchases, admission_phase, timeline, base_us),
@@ -429,6 +434,22 @@ def build_summary(run_dir: Path) -> dict:
     summary["verdict"] = run.get("verdict")
     summary["notes"] = run.get("notes", [])
     return summary
+
+
+def healthz_reference(before: dict | None, after: dict | None) -> dict | None:
+    """What the ratios divide by: the mean of the /healthz phases before and after the sale (one
+    of them when the other is missing), with the drift between the two."""
+    both = [p for p in (before, after) if p and p.get("server_cpu_us_per_request")]
+    if not both:
+        return None
+    ref: dict = {}
+    for key in ("server_cpu_us_per_request", "p99_ms", "rps"):
+        values = [p[key] for p in both if p.get(key) is not None]
+        ref[key] = _r(sum(values) / len(values), 2) if values else None
+    ref["phases"] = len(both)
+    if len(both) == 2:
+        ref["cpu_drift"] = _r(after["server_cpu_us_per_request"] / before["server_cpu_us_per_request"] - 1, 3)
+    return ref
 
 
 def redis_of(run: dict) -> dict:
@@ -555,7 +576,7 @@ def table(summary: dict) -> str:
              f"stock {settings.get('stock', '-')}, {settings.get('users', '-')} users",
              f"{'phase':<12}{'requests':>10}{'req/s':>10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}"
              f"{'errors':>8}{'srv CPU us/req':>16}"]
-    for name in ("healthz", "login", "page_storm", "admission", "sold_out"):
+    for name in ("healthz", "login", "page_storm", "admission", "sold_out", "healthz_after"):
         p = summary["phases"].get(name)
         if not p:
             continue
@@ -573,6 +594,11 @@ def table(summary: dict) -> str:
                      f"{_f(d.get('orders_per_s_with_backlog'))}/s while a batch waited "
                      f"({_f(d.get('backlog_seconds'))} s), last order "
                      f"{_f(d.get('seconds_last_admission_to_last_order'))} s after the last admission")
+    ref = summary.get("healthz_reference") or {}
+    if ref.get("phases") == 2:
+        lines.append(f"/healthz reference (the ratios' base): mean of before and after the sale, "
+                     f"{_f(ref.get('server_cpu_us_per_request'))} us/req, p99 {_f(ref.get('p99_ms'))} ms; "
+                     f"CPU drift after/before {_f(_pct(ref.get('cpu_drift')))}%")
     lines.append(f"server CPU per purchase / per /healthz: {_f(summary.get('cpu_purchase_vs_healthz'))}   "
                  f"purchase req/s / healthz req/s: {_f(summary.get('purchase_vs_healthz'))}   Redis CPU per "
                  f"purchase: {_f((summary['phases'].get('admission') or {}).get('redis_cpu_us_per_purchase'))} us")

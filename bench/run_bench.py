@@ -482,6 +482,13 @@ def _run(config: BenchConfig, started: float, cluster) -> tuple[dict, Path]:
                                    "buyer finished")
         stop_profilers(profilers)
         profilers = []
+        # the reference again, on the same server after the sale: the ratios divide by the mean of
+        # the two, and the drift between them says how steady the machine was over the run
+        say(started, f"/healthz again for {config.healthz_s} s (the reference after the sale)")
+        marks["healthz_after"] = {"start": time.time()}
+        run_locust(config, run_dir, "healthz_after", ["HealthzUser"], config.users, config.users,
+                   config.healthz_s + 1, server.base_url, sampler, cores=load_cores)
+        marks["healthz_after"]["end"] = time.time()
 
         if config.deferred_drain:
             say(started, "stopping the sale server; draining the stream with a fresh server")

@@ -32,17 +32,18 @@ INSERT INTO orders (order_number, user_id, goods_id, flash_sale_id, request_id, 
                     phone, province, city, district, detail_address, pay_deadline)
 VALUES {rows}
     ON DUPLICATE KEY UPDATE request_id = orders.request_id
-RETURNING id, request_id, order_number, user_id"""
+RETURNING id, request_id, order_number"""
 ORDER_ROW = ("(%s, %s, %s, %s, %s, 1, %s, %s, %s, 'pending', %s, %s, %s, %s, %s, %s, %s,"
              " UTC_TIMESTAMP(3) + INTERVAL %s SECOND)")
 # -> the orders of these requests, made now or by an earlier delivery
-ORDERS_OF_REQUESTS = "SELECT id, request_id, order_number, user_id FROM orders WHERE request_id IN ({marks})"
+ORDERS_OF_REQUESTS = "SELECT id, request_id, order_number FROM orders WHERE request_id IN ({marks})"
 # -> the recorded failures of these requests
 FAILURES_OF_REQUESTS = "SELECT request_id, reason FROM seckill_failures WHERE request_id IN ({marks})"
+# the creation log row of each order made by this attempt: its numbers are this attempt's own, so
+# an order of an earlier delivery (another number) gets none; built before the lock like the INSERT
 INSERT_LOGS = """
 INSERT INTO order_status_log (order_id, from_status, to_status, actor_id, actor, remark)
-VALUES {rows}"""
-LOG_ROW = "(%s, NULL, 'pending', %s, 'user', 'flash sale')"
+SELECT id, NULL, 'pending', user_id, 'user', 'flash sale' FROM orders WHERE order_number IN ({marks})"""
 # 2: the sale's sold count and its goods' sales moved by the orders of this batch (both rows are
 # locked already; the CHECK sold <= total_stock guards)
 ADD_SOLD = """
@@ -85,10 +86,11 @@ class BatchOutcome:
 
 
 async def _settle(cur, sale: dict[str, Any], entries: list[Entry], new_failure: str,
-                  numbers: dict[str, str] | None, found: dict[str, dict] | None = None) -> BatchOutcome:
+                  numbers: dict[str, str] | None = None, found: dict[str, dict] | None = None,
+                  log_insert: str | None = None) -> BatchOutcome:
     """Inside a transaction holding the sale's lock: find each entry's order (`found` holds those
-    the INSERT returned) or failure; record `new_failure` for entries that have neither; count and
-    log the orders made in this call."""
+    the INSERT returned) or failure; record `new_failure` for entries that have neither; count the
+    orders made in this call (by their `numbers`) and log them (`log_insert`)."""
     found = dict(found or {})
     unknown = [e.request_id for e in entries if e.request_id not in found]
     if unknown:  # entries left out of the INSERT may still have an order from an earlier delivery
@@ -96,8 +98,7 @@ async def _settle(cur, sale: dict[str, Any], entries: list[Entry], new_failure: 
         found.update((r["request_id"], r) for r in await cur.fetchall())
     new = [r for rid, r in found.items() if numbers and r["order_number"] == numbers[rid]]
     if new:
-        await cur.execute(INSERT_LOGS.format(rows=", ".join([LOG_ROW] * len(new))),
-                          [v for r in new for v in (r["id"], r["user_id"])])
+        await cur.execute(log_insert)
         await cur.execute(ADD_SOLD, (len(new), len(new), sale["id"]))
     without_order = [e for e in entries if e.request_id not in found]
     failed: list[tuple[Entry, str]] = []
@@ -146,12 +147,14 @@ async def write_batch(ctx: Context, sale: dict[str, Any], entries: list[Entry]) 
         # numbers made per attempt: after a commit whose answer was lost, the retry finds the
         # first attempt's orders under other numbers and counts them as earlier, not new
         numbers = {e.request_id: ctx.order_numbers.next() for e in entries}
-        # the statement is built before the lock (most of a batch's Python work), then run under it
+        # the statements are built before the lock (most of a batch's Python work), then run under it
         insert = insert_of(cur, numbers, set())
+        logs = cur.mogrify(INSERT_LOGS.format(marks=", ".join(["%s"] * len(numbers))), list(numbers.values()))
+        failures = cur.mogrify(FAILURES_OF_REQUESTS.format(marks=", ".join(["%s"] * len(entries))),
+                               [e.request_id for e in entries])
         await cur.execute(LOCK_SALE_FOR_ORDERS, (sale["id"],))
         await cur.execute(LOCK_GOODS_FOR_ORDERS, (sale["goods_id"],))
-        await cur.execute(FAILURES_OF_REQUESTS.format(marks=", ".join(["%s"] * len(entries))),
-                          [e.request_id for e in entries])
+        await cur.execute(failures)
         failed_before = {r["request_id"] for r in await cur.fetchall()}
         if failed_before:  # rare: a request of this batch was given up meanwhile
             insert = insert_of(cur, numbers, failed_before)
@@ -159,7 +162,7 @@ async def write_batch(ctx: Context, sale: dict[str, Any], entries: list[Entry]) 
         if insert is not None:
             await cur.execute(insert)
             found = {r["request_id"]: r for r in await cur.fetchall()}
-        return await _settle(cur, sale, entries, "address_missing", numbers, found)
+        return await _settle(cur, sale, entries, "address_missing", numbers, found, logs)
 
     # idempotent by request id: a retry after a lost COMMIT answer makes no second order
     return await db.run_transaction(ctx.db, work, idempotent=True)
@@ -169,7 +172,7 @@ async def give_up(ctx: Context, sale: dict[str, Any], entries: list[Entry], reas
     """Record entries that failed too often as failures, unless an order exists for them already."""
     async def work(cur) -> BatchOutcome:
         await cur.execute(LOCK_SALE_FOR_ORDERS, (sale["id"],))
-        return await _settle(cur, sale, entries, reason, None)
+        return await _settle(cur, sale, entries, reason)
 
     # idempotent: INSERT_FAILURE is keyed by request id, and an existing failure is only read
     return await db.run_transaction(ctx.db, work, idempotent=True)
