@@ -204,6 +204,17 @@ async def run_transaction(pool: Pool, work: Callable[[DictCursor], Awaitable[T]]
     raise AssertionError("unreachable")
 
 
+async def run_statements(cur: DictCursor, sql: str) -> list[tuple[int, list[dict[str, Any]]]]:
+    """Several statements sent as one text, in one round trip (every value in it escaped already
+    by `cur.mogrify`): each statement's (row count, rows). Every result is read, so the connection
+    stays in step; the first failing statement raises and the ones after it do not run."""
+    await cur.execute(sql)
+    results = [(cur.rowcount, list(await cur.fetchall()))]
+    while await cur.nextset():
+        results.append((cur.rowcount, list(await cur.fetchall())))
+    return results
+
+
 async def write(pool: Pool, sql: str, args: Sequence[Any] = ()) -> int:
     """One write statement as its own transaction through run_transaction (retried when
     transient); returns the affected row count."""

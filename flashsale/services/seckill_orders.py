@@ -44,12 +44,13 @@ FAILURES_OF_REQUESTS = "SELECT request_id, reason FROM seckill_failures WHERE re
 INSERT_LOGS = """
 INSERT INTO order_status_log (order_id, from_status, to_status, actor_id, actor, remark)
 SELECT id, NULL, 'pending', user_id, 'user', 'flash sale' FROM orders WHERE order_number IN ({marks})"""
-# 2: the sale's sold count and its goods' sales moved by the orders of this batch (both rows are
-# locked already; the CHECK sold <= total_stock guards)
+# the sale's sold count and its goods' sales moved by the orders the log rows just counted (both
+# rows are locked already; the CHECK sold <= total_stock guards)
 ADD_SOLD = """
+SET @fs_made = ROW_COUNT();
 UPDATE flash_sales f JOIN goods g ON g.id = f.goods_id
-   SET f.sold = f.sold + %s, g.sales = g.sales + %s
- WHERE f.id = %s"""
+   SET f.sold = f.sold + @fs_made, g.sales = g.sales + @fs_made
+ WHERE f.id = %s AND @fs_made > 0"""
 # rowcount 1: recorded now; 0: an earlier delivery recorded it
 INSERT_FAILURE = """
 INSERT INTO seckill_failures (request_id, flash_sale_id, user_id, reason, detail)
@@ -86,20 +87,15 @@ class BatchOutcome:
 
 
 async def _settle(cur, sale: dict[str, Any], entries: list[Entry], new_failure: str,
-                  numbers: dict[str, str] | None = None, found: dict[str, dict] | None = None,
-                  log_insert: str | None = None) -> BatchOutcome:
+                  found: dict[str, dict] | None = None, made: int = 0) -> BatchOutcome:
     """Inside a transaction holding the sale's lock: find each entry's order (`found` holds those
-    the INSERT returned) or failure; record `new_failure` for entries that have neither; count the
-    orders made in this call (by their `numbers`) and log them (`log_insert`)."""
+    the INSERT returned; `made` of them are new) or failure; record `new_failure` for entries that
+    have neither."""
     found = dict(found or {})
     unknown = [e.request_id for e in entries if e.request_id not in found]
     if unknown:  # entries left out of the INSERT may still have an order from an earlier delivery
         await cur.execute(ORDERS_OF_REQUESTS.format(marks=", ".join(["%s"] * len(unknown))), unknown)
         found.update((r["request_id"], r) for r in await cur.fetchall())
-    new = [r for rid, r in found.items() if numbers and r["order_number"] == numbers[rid]]
-    if new:
-        await cur.execute(log_insert)
-        await cur.execute(ADD_SOLD, (len(new), len(new), sale["id"]))
     without_order = [e for e in entries if e.request_id not in found]
     failed: list[tuple[Entry, str]] = []
     if without_order:
@@ -114,7 +110,7 @@ async def _settle(cur, sale: dict[str, Any], entries: list[Entry], new_failure: 
                                                    FAILURE_DETAILS.get(reason, "")))
             failed.append((e, reason))
     return BatchOutcome({rid: r["id"] for rid, r in found.items()},
-                        [e.entry_id for e in entries if e.request_id in found], failed, len(new))
+                        [e.entry_id for e in entries if e.request_id in found], failed, made)
 
 
 async def write_batch(ctx: Context, sale: dict[str, Any], entries: list[Entry]) -> BatchOutcome:
@@ -147,22 +143,22 @@ async def write_batch(ctx: Context, sale: dict[str, Any], entries: list[Entry]) 
         # numbers made per attempt: after a commit whose answer was lost, the retry finds the
         # first attempt's orders under other numbers and counts them as earlier, not new
         numbers = {e.request_id: ctx.order_numbers.next() for e in entries}
-        # the statements are built before the lock (most of a batch's Python work), then run under it
+        # the statements are built before the lock (most of a batch's Python work); under it they
+        # go in two round trips: the locks and the failures check, then the orders, their log
+        # rows and the counts (then COMMIT)
         insert = insert_of(cur, numbers, set())
-        logs = cur.mogrify(INSERT_LOGS.format(marks=", ".join(["%s"] * len(numbers))), list(numbers.values()))
-        failures = cur.mogrify(FAILURES_OF_REQUESTS.format(marks=", ".join(["%s"] * len(entries))),
-                               [e.request_id for e in entries])
-        await cur.execute(LOCK_SALE_FOR_ORDERS, (sale["id"],))
-        await cur.execute(LOCK_GOODS_FOR_ORDERS, (sale["goods_id"],))
-        await cur.execute(failures)
-        failed_before = {r["request_id"] for r in await cur.fetchall()}
+        lock = cur.mogrify(";".join((LOCK_SALE_FOR_ORDERS, LOCK_GOODS_FOR_ORDERS, FAILURES_OF_REQUESTS.format(
+            marks=", ".join(["%s"] * len(entries))))), [sale["id"], sale["goods_id"], *(e.request_id for e in entries)])
+        counts = cur.mogrify(";".join((INSERT_LOGS.format(marks=", ".join(["%s"] * len(numbers))), ADD_SOLD)),
+                             [*numbers.values(), sale["id"]])
+        failed_before = {r["request_id"] for r in (await db.run_statements(cur, lock))[2][1]}
         if failed_before:  # rare: a request of this batch was given up meanwhile
             insert = insert_of(cur, numbers, failed_before)
-        found = {}
-        if insert is not None:
-            await cur.execute(insert)
-            found = {r["request_id"]: r for r in await cur.fetchall()}
-        return await _settle(cur, sale, entries, "address_missing", numbers, found, logs)
+        if insert is None:
+            return await _settle(cur, sale, entries, "address_missing")
+        results = await db.run_statements(cur, insert + ";" + counts)
+        found, made = {r["request_id"]: r for r in results[0][1]}, results[1][0]
+        return await _settle(cur, sale, entries, "address_missing", found, made)
 
     # idempotent by request id: a retry after a lost COMMIT answer makes no second order
     return await db.run_transaction(ctx.db, work, idempotent=True)
