@@ -630,7 +630,9 @@ def table(summary: dict) -> str:
         b = d["bare_insert"]
         lines.append(f"drain {_f(d.get('drain_rate_compared'))} orders/s = "
                      f"{_f(_pct(d.get('share_of_bare_insert')))}% of a bare multi-row INSERT "
-                     f"({_f(b.get('rows_per_s'))} rows/s, {b['rows']} rows in batches of {b['batch']})")
+                     f"({_f(b.get('rows_per_s'))} rows/s, median of passes "
+                     f"{', '.join(_f(v) for v in b.get('passes_rows_per_s') or [b.get('rows_per_s')])}; "
+                     f"{b['rows']} rows in batches of {b['batch']})")
     checks = summary.get("client_checks")
     if checks:
         lines.append(f"client checks: {'ok' if checks['passed'] else 'FAILED'} (202 above the limit "
