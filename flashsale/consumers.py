@@ -1,15 +1,16 @@
 """Background work of every server process: stream consumers, reclaimer, trimmer, sweeper.
 
 Each admitted purchase is an entry in its sale's Redis Stream. Consumer tasks (a consumer
-group per stream, names stable per process) read batches, have services/seckill_orders.py write
-the batch's orders to MySQL in one transaction, and acknowledge only after the commit. The unique key on orders.request_id
-makes a redelivered entry harmless. A reclaimer moves entries that a dead consumer left pending
+group per stream, names stable per process) read batches, have services/seckill_orders.py write the
+batch's orders in one transaction, and acknowledge only after the commit (orders.request_id is unique:
+a redelivered entry is harmless). A reclaimer moves entries that a dead consumer left pending
 to a live one; an entry delivered too often, or one that can never become an order (its address
 is gone), is dead-lettered and its unit given back.
 """
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import random
 from typing import Any
@@ -31,8 +32,8 @@ log = logging.getLogger(__name__)
 
 GRACE_S = 5.0
 WATCH_INTERVAL_S = 1.0
-# MySQL out of reach: retry the batch in hand after these pauses (then keep the last)
-BACKOFF_S = (0.1, 0.2, 0.5, 1.0, 2.0)
+CONSUMER_LEAD = dt.timedelta(seconds=60)  # consumers start this long before a sale opens: none waits for them
+BACKOFF_S = (0.1, 0.2, 0.5, 1.0, 2.0)  # MySQL out of reach: pauses before the batch in hand is retried
 TRANSIENT_DB_ERRORS = (OperationalError, InterfaceError, ConnectionError, OSError, asyncio.TimeoutError,
                        db.RetriesSpent, db.Unreachable)
 
@@ -295,7 +296,7 @@ class Engine:
             sale_id = sale["id"]
             if not await seckill_state.is_warm(self.ctx, sale_id):
                 await seckill_state.rebuild_state(self.ctx, sale_id)
-            live = sale["start_time"] <= now < sale["end_time"]
+            live = sale["start_time"] - CONSUMER_LEAD <= now < sale["end_time"]
             if now >= sale["end_time"] and sale_id not in self.expiring:
                 await seckill_state.expire_state(self.ctx, sale)  # results stay readable for a while
                 self.expiring.add(sale_id)
