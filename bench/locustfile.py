@@ -39,9 +39,15 @@ from dataclasses import dataclass, field
 from http.cookiejar import DefaultCookiePolicy
 
 import gevent
+import orjson
 from locust import FastHttpUser, between, constant, events, task
 from locust.exception import StopUser
 from locust.runners import STATE_SPAWNING, LocalRunner, MasterRunner, WorkerRunner
+
+try:
+    from bench.lean_http import LeanHttp
+except ImportError:  # run as `locust -f bench/locustfile.py`: bench/ itself is on the path
+    from lean_http import LeanHttp
 
 PLAN: dict = {}
 if os.environ.get("BENCH_PLAN"):
@@ -56,6 +62,8 @@ NO_COOKIES = DefaultCookiePolicy(allowed_domains=[])  # each buyer's session goe
 DEFAULT_WAIT_MS = 5000
 DEFAULT_POLL_FIRST_MS, DEFAULT_POLL_MAX_MS, DEFAULT_POLL_TIMEOUT_S = 200, 2000, 60.0
 LOGIN_ATTEMPTS = 5
+POLL_CONNECTIONS = 1000  # a Buyer user's long-polls at once (each stands for another buyer's browser)
+POLL_WARM = 8  # of them open before the sale: the buyers' pages are loaded, their connections kept alive
 
 
 @events.init_command_line_parser.add_listener
@@ -295,13 +303,87 @@ def parse_time(value: str) -> float:
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
-def parse_refusal(response) -> tuple[str, dict]:
+def parse_refusal(status: int, content: bytes) -> tuple[str, dict]:
     """(reason, data) of a refusal envelope."""
     try:
-        data = response.json()["data"]
+        data = orjson.loads(content)["data"]
         return data["reason"], data
     except (ValueError, KeyError, TypeError):
-        return f"http_{response.status_code}", {}
+        return f"http_{status}", {}
+
+
+def request_id_of(content: bytes) -> str:
+    """The request id of a 202 envelope, or ""."""
+    try:
+        return str(orjson.loads(content)["data"]["request_id"] or "")
+    except (ValueError, KeyError, TypeError):
+        return ""
+
+
+class HotRequests:
+    """The hot requests (purchase, /result, the sale page, /healthz) through the lean client.
+
+    `hot()` sends one through LeanHttp when the host is plain http, and records it as Locust's
+    client would (the request event on its own; the bench's samples in the bench); else through
+    Locust's own client. `judge(status, body)` names what was wrong with an answer, or None.
+    """
+
+    lean: LeanHttp | None = None
+    lean_pools: list[LeanHttp] = []
+
+    def start_lean(self, size: int = 64) -> LeanHttp | None:
+        pool = LeanHttp.for_host(self.host, size)
+        if pool is not None:
+            self.lean_pools = [*self.lean_pools, pool]
+        return pool
+
+    def on_stop(self) -> None:
+        for pool in self.lean_pools:
+            pool.close()
+
+    def hot(self, method: str, path: str, name: str, headers: dict[str, str], body: bytes = b"",
+            judge=None, via: LeanHttp | None = None) -> tuple[int, bytes]:
+        """One request (through `via`, else the user's lean pool, else Locust's client): (status, body)."""
+        lean = via or self.lean
+        if lean is None:
+            with self.client.request(method, path, data=body or None, headers=headers, name=name,
+                                     catch_response=True) as response:
+                status, content = response.status_code, response.content or b""
+                error = judge(status, content) if judge else None
+                response.failure(error) if error else response.success()
+            return status, content
+        started = time.time()
+        lines = "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode()
+        try:
+            status, content, ms = lean.request(method.encode(), path, lines, body)
+            error = judge(status, content) if judge else None
+        except OSError as exc:
+            status, content, ms, error = 0, b"", (time.time() - started) * 1000, repr(exc)
+        record(self.environment, request_type=method, name=name, response_time=ms, response_length=len(content),
+               exception=RuntimeError(error) if error else None, start_time=started, context={"status": status})
+        return status, content
+
+
+def purchase_error(status: int, content: bytes) -> str | None:
+    if status == 202:
+        return None if request_id_of(content) else "202 without a request id"
+    return None if status in (409, 429) else f"unexpected status {status}"
+
+
+def result_error(status: int, content: bytes) -> str | None:
+    if status != 200:
+        return f"unexpected status {status}"
+    try:
+        orjson.loads(content)["data"]["status"]
+    except (ValueError, KeyError, TypeError):
+        return "result without a status"
+    return None
+
+
+def ok_only(status: int, _content: bytes) -> str | None:
+    return None if status == 200 else f"unexpected status {status}"
+
+
 
 
 def data_of(response) -> dict:
@@ -338,7 +420,7 @@ def new_username() -> str:
 
 # --- users -----------------------------------------------------------------------------------
 
-class Buyer(FastHttpUser):
+class Buyer(HotRequests, FastHttpUser):
     """Buyers, like the sale page: purchase, then long-poll /result for the outcome.
 
     In the bench each Locust user works through many buyers with sessions made before the sale:
@@ -386,6 +468,13 @@ class Buyer(FastHttpUser):
         CHECKS.polling = self.polling
         self.purchase_path = f"/api/seckill/{self.sale_id}/purchase"
         self.result_path = f"/api/seckill/{self.sale_id}/result?wait_ms={self.wait_ms}"
+        # like the buyers' browsers: purchases on connections already open (a double click sends
+        # up to three at once), each pending outcome's long-poll on a connection of its own
+        self.lean = self.start_lean(3)
+        self.lean_polls = self.start_lean(POLL_CONNECTIONS)
+        if self.lean is not None:
+            self.lean.warm(3)
+            self.lean_polls.warm(POLL_WARM)
         offset = server_offset_s(self.client)
         gevent.sleep(max(0.0, self.start_epoch - offset - time.time()))
 
@@ -489,30 +578,25 @@ class Buyer(FastHttpUser):
     def purchase_once(self, account: Account) -> tuple[str, int]:
         """One purchase call; (outcome, ms until the start for `not_started`)."""
         started = time.time()
-        headers = {"Cookie": account.cookie, "X-CSRF-Token": account.csrf}
-        body = {"address_id": account.address_id, "payment_method": "alipay"}
+        headers = {"Cookie": account.cookie, "X-CSRF-Token": account.csrf, "Content-Type": "application/json"}
+        body = b'{"address_id":%d,"payment_method":"alipay"}' % account.address_id
+        status, content = self.hot("POST", self.purchase_path, "purchase", headers, body, judge=purchase_error)
         detail, wait_ms = "", 0
-        with self.client.post(self.purchase_path, json=body, headers=headers, name="purchase",
-                              catch_response=True) as response:
-            status = response.status_code
-            if status == 202:
-                outcome = "queued"
+        if status == 202:
+            outcome = "queued"
+            detail = request_id_of(content)
+            if detail:
                 account.sent_at = started  # click to outcome counts from the call that was queued
-                try:
-                    detail = account.request_id = response.json()["data"]["request_id"]
-                    account.request_ids.append(detail)
-                    CHECKS.told_queued(account.username, detail)
-                    response.success()
-                except (ValueError, KeyError, TypeError):
-                    outcome = "bad_body"
-                    response.failure("202 without a request id")
-            elif status in (409, 429):
-                outcome, data = parse_refusal(response)
-                wait_ms = int(data.get("starts_in_ms") or 0)
-                response.success()  # a refusal the contract promises, not an error
+                account.request_id = detail
+                account.request_ids.append(detail)
+                CHECKS.told_queued(account.username, detail)
             else:
-                outcome = "error" if status == 0 else f"http_{status}"
-                response.failure(f"unexpected status {status}")
+                outcome = "bad_body"
+        elif status in (409, 429):
+            outcome, data = parse_refusal(status, content)
+            wait_ms = int(data.get("starts_in_ms") or 0)
+        else:
+            outcome = "error" if status == 0 else f"http_{status}"
         record(self.environment, request_type="ADMISSION", name=outcome, response_time=(time.time() - started) * 1000,
                response_length=0, exception=None, start_time=started, context={"status": status, "detail": detail})
         return outcome, wait_ms
@@ -543,21 +627,13 @@ class Buyer(FastHttpUser):
 
     def poll(self, account: Account) -> tuple[str | None, dict]:
         """One /result call: (status, data), status None when the answer was not a result."""
-        headers = {"Cookie": account.cookie}
-        data: dict = {}
-        with self.client.get(self.result_path, headers=headers, name="result", catch_response=True) as response:
-            status = response.status_code
-            state = None
-            if status == 200:
-                try:
-                    data = response.json()["data"]
-                    state = data["status"]
-                    response.success()
-                except (ValueError, KeyError, TypeError):
-                    response.failure("result without a status")
-            else:
-                response.failure(f"unexpected status {status}")
-        return state, data
+        status, content = self.hot("GET", self.result_path, "result", {"Cookie": account.cookie}, judge=result_error,
+                                   via=self.lean_polls)
+        try:
+            data = orjson.loads(content)["data"]
+            return data["status"], data
+        except (ValueError, KeyError, TypeError):
+            return None, {}
 
     def order_event(self, name: str, account: Account, now: float, detail: str) -> None:
         if name != "unresolved":
@@ -584,7 +660,7 @@ class Browser(FastHttpUser):
             gevent.sleep(random.uniform(0.2, 0.6))
 
 
-class PageStormUser(FastHttpUser):
+class PageStormUser(HotRequests, FastHttpUser):
     """The sale page refreshed back to back just before the start, each user one logged-in buyer."""
 
     abstract = not IN_BENCH
@@ -596,18 +672,22 @@ class PageStormUser(FastHttpUser):
         account = random.choice(pool.queue) if pool.queue else None
         self.headers = {"Cookie": account.cookie} if account else {}
         self.path = f"/seckill/{PLAN['sale_id']}"
+        self.lean = self.start_lean(1)
 
     @task
     def refresh(self) -> None:
-        self.client.get(self.path, headers=self.headers, name="page /seckill/[id]")
+        self.hot("GET", self.path, "page /seckill/[id]", self.headers, judge=ok_only)
 
 
-class HealthzUser(FastHttpUser):
-    """The baseline: the cheapest route, back to back."""
+class HealthzUser(HotRequests, FastHttpUser):
+    """The baseline: the cheapest route, back to back (through the same client as the purchase)."""
 
     abstract = not IN_BENCH
     wait_time = constant(0)
 
+    def on_start(self) -> None:
+        self.lean = self.start_lean(1)
+
     @task
     def healthz(self) -> None:
-        self.client.get("/healthz", name="healthz")
+        self.hot("GET", "/healthz", "healthz", {}, judge=ok_only)
