@@ -355,6 +355,9 @@ def run(config: BenchConfig) -> tuple[dict, Path]:
     """The whole bench, on its own Redis Cluster with BENCH_REDIS=cluster (stopped at the end,
     whatever happens); returns the summary and the run directory."""
     started = time.monotonic()
+    if not config.workers:  # one server process per core it may use
+        server_cores, _ = cores_for(config)
+        config = dataclasses.replace(config, workers=len(server_cores) if server_cores else os.cpu_count() or 1)
     cluster = start_cluster(started) if config.redis == "cluster" else None
     try:
         if cluster is not None:
