@@ -108,11 +108,13 @@ def _wait_ms(request: web.Request) -> int:
 
 
 @routes.get(r"/api/seckill/{id:[0-9]{1,18}}/result")
+@fast_lane
 async def result(request: web.Request) -> web.Response:
     """The latest purchase's outcome; with wait_ms, held until it is final or the wait ends.
 
     The outcome is read once; a queued one then waits on this process's waiter table, which the
-    one notice per committed batch resolves (outcomes.py): no Redis call while waiting."""
+    one notice per committed batch resolves (outcomes.py): no Redis call while waiting. In the fast
+    lane: it reads the session from the cookie itself and needs no other middleware."""
     wait_ms = _wait_ms(request)
     user_id, epoch, sid = _buyer(request)
     answer = await request.app[ADMISSION].result(id_of(request), user_id, epoch, sid)
