@@ -79,6 +79,9 @@ def add_options(parser) -> None:
                        help="share of buyers who send their purchase 2-3 times at once")
     group.add_argument("--poll-timeout", type=float, default=DEFAULT_POLL_TIMEOUT_S,
                        env_var="FLASHSALE_POLL_TIMEOUT", help="seconds a buyer waits for its outcome")
+    group.add_argument("--locust-client", action="store_true", default=False, env_var="FLASHSALE_LOCUST_CLIENT",
+                       help="send every request through Locust's FastHttpSession (default: the hot ones "
+                            "through the lean keep-alive client, on plain http)")
 
 
 # --- per-request samples ---------------------------------------------------------------------
@@ -332,6 +335,8 @@ class HotRequests:
     lean_pools: list[LeanHttp] = []
 
     def start_lean(self, size: int = 64) -> LeanHttp | None:
+        if getattr(self.environment.parsed_options, "locust_client", False):
+            return None
         pool = LeanHttp.for_host(self.host, size)
         if pool is not None:
             self.lean_pools = [*self.lean_pools, pool]
@@ -472,7 +477,7 @@ class Buyer(HotRequests, FastHttpUser):
         # up to three at once), each pending outcome's long-poll on a connection of its own
         self.lean = self.start_lean(3)
         self.lean_polls = self.start_lean(POLL_CONNECTIONS)
-        if self.lean is not None:
+        if self.lean is not None and self.lean_polls is not None:
             self.lean.warm(3)
             self.lean_polls.warm(POLL_WARM)
         offset = server_offset_s(self.client)

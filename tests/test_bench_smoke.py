@@ -161,7 +161,9 @@ def standalone_config():
 
 
 @pytest.mark.slow
-def test_the_locustfile_on_its_own_registers_buyers_finds_the_sale_and_checks_the_outcomes(standalone_config, tmp_path):
+@pytest.mark.parametrize("client", ["lean", "locust"])
+def test_the_locustfile_on_its_own_registers_buyers_finds_the_sale_and_checks_the_outcomes(standalone_config, tmp_path,
+                                                                                            client):
     settings = standalone_config.settings()
     prepared = asyncio.run(prepare(settings, 1, 3, tmp_path / "accounts.csv"))
     server = Server(standalone_config, free_port(), tmp_path / "server.log")
@@ -172,7 +174,8 @@ def test_the_locustfile_on_its_own_registers_buyers_finds_the_sale_and_checks_th
         env = {k: v for k, v in os.environ.items() if not k.startswith(("BENCH_", "PROMETHEUS_"))}
         done = subprocess.run(
             [sys.executable, "-m", "locust", "-f", "bench/locustfile.py", "--headless", "--host", server.base_url,
-             "-u", "5", "-r", "5", "-t", "40s", "--only-summary", "--exit-code-on-error", "0"],
+             "-u", "5", "-r", "5", "-t", "40s", "--only-summary", "--exit-code-on-error", "0",
+             *(["--locust-client"] if client == "locust" else [])],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=90)
     finally:
         server.stop()
@@ -183,6 +186,8 @@ def test_the_locustfile_on_its_own_registers_buyers_finds_the_sale_and_checks_th
     assert checks["buyers_queued"] == checks["requests_queued"] == checks["ended_final"] == 3
     assert checks["told_202_above_limit"] == checks["queued_never_final"] == 0
     assert "purchase_to_order" in output and "sold_out" in output
+    # either client shows the purchases and long-polls in Locust's statistics
+    assert "POST     purchase" in output and "GET      result" in output, output
 
 
 # --- fast: no load run -----------------------------------------------------------------------------
