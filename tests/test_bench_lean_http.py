@@ -13,7 +13,7 @@ from bench.lean_http import LeanHttp
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    seen: list[tuple[str, str, dict, bytes, int]] = []  # (method, path, headers, body, connection id)
+    seen: list[tuple[str, str, dict, bytes, int]] = []  # (method, path, headers, body, client port)
 
     def log_message(self, *args) -> None:
         pass
@@ -21,7 +21,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def _answer(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        Handler.seen.append((self.command, self.path, dict(self.headers), body, id(self.connection)))
+        Handler.seen.append((self.command, self.path, dict(self.headers), body, self.client_address[1]))
         if self.path == "/chunked":
             self.send_response(200)
             self.send_header("Transfer-Encoding", "chunked")
@@ -55,8 +55,14 @@ def server():
     httpd.server_close()
 
 
-def test_requests_reuse_one_keep_alive_connection_and_carry_headers_and_body(server):
-    lean = LeanHttp.for_host(f"http://127.0.0.1:{server.server_port}")
+@pytest.fixture
+def lean(server):
+    client = LeanHttp.for_host(f"http://127.0.0.1:{server.server_port}")
+    yield client
+    client.close()
+
+
+def test_requests_reuse_one_keep_alive_connection_and_carry_headers_and_body(server, lean):
     status, body, ms = lean.request(b"POST", "/buy?x=1", b"Cookie: fs_session=abc\r\n", b'{"a":1}')
     assert (status, body) == (200, b'{"echo":"{"a":1}"}') and ms >= 0
     status, body, _ = lean.request(b"GET", "/refuse")
@@ -66,28 +72,23 @@ def test_requests_reuse_one_keep_alive_connection_and_carry_headers_and_body(ser
     assert h1["Host"] == f"127.0.0.1:{server.server_port}"
     assert (m2, p2, b2) == ("GET", "/refuse", b"") and "Content-Length" not in h2
     assert c1 == c2  # the same connection
-    lean.close()
 
 
-def test_a_closed_keep_alive_connection_is_replaced_and_the_request_sent_once_more(server):
-    lean = LeanHttp.for_host(f"http://127.0.0.1:{server.server_port}")
+def test_a_closed_keep_alive_connection_is_replaced_and_the_request_sent_once_more(lean):
     lean.warm(2)
     assert len(lean.idle) == 2
     for sock in lean.idle:  # the server's side went away while they sat idle
         sock.shutdown(2)
     assert lean.request(b"GET", "/one")[0] == 200
     assert [p for _, p, *_ in Handler.seen] == ["/one"]
-    lean.close()
 
 
-def test_chunked_bodies_and_connection_close(server):
-    lean = LeanHttp.for_host(f"http://127.0.0.1:{server.server_port}")
+def test_chunked_bodies_and_connection_close(lean):
     assert lean.request(b"GET", "/chunked")[:2] == (200, b"hello chunked world")
     assert lean.request(b"GET", "/close")[:2] == (200, b'{"echo":""}')
     assert lean.idle == []  # not kept after Connection: close
     assert lean.request(b"GET", "/after")[0] == 200
     assert len({c for *_, c in Handler.seen[1:]}) == 2
-    lean.close()
 
 
 def test_only_plain_http_hosts_get_a_lean_client():
