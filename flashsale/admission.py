@@ -53,7 +53,6 @@ from flashsale.errors import Ended, SoldOut, Unauthenticated, Validation
 from flashsale.jsonio import utcnow
 from flashsale.metrics import count_admission
 from flashsale.redis_keys import home_shard
-from flashsale.redis_routing import open_mux
 from flashsale.scripts import (ADMIT_COLD, ADMIT_DRY, ADMIT_QUEUED, ADMIT_RESHARD, ADMIT_RESULTS, ADMIT_SOLD_OUT,
                                ADMIT_UNKNOWN, BUYER_CHECK_MYSQL, BUYER_SESSION_ENDED)
 from flashsale.services import seckill, seckill_state, stock_notices
@@ -75,7 +74,7 @@ class Admission:
 
     def __init__(self, ctx: Context):
         self.ctx = ctx
-        self.pipeline = open_mux(ctx.settings, ctx.redis, ctx.scripts)
+        self.pipeline = ctx.mux  # the context's lean connection (opened and closed with it)
         self.sold_out_until: dict[int, float] = {}
         # sales found over (ended or cancelled) when their Redis state was missing: answered
         # `ended` here from then on, never rebuilt, never asked of MySQL again (over is final)
@@ -269,9 +268,6 @@ class Admission:
             await seckill_state.rebuild_state(self.ctx, sale_id)
         except (RedisError, OSError, RuntimeError):
             log.exception("rebuilding sale %s failed; the watcher will try again", sale_id)
-
-    async def close(self) -> None:
-        await self.pipeline.close()
 
     async def listen_for_returned_stock(self, stop: asyncio.Event) -> None:
         """Clear the sold-out flag of a sale as soon as any process gives stock back."""

@@ -39,11 +39,10 @@ async def context_ctx(app: web.Application):
 
 
 async def admission_ctx(app: web.Application):
-    """The purchase path's tick pipeline: opened for requests, closed after the engine stopped."""
-    admission = Admission(app[CTX])
-    app[ADMISSION] = admission
+    """The purchase path: its pipeline is the context's lean connection, closed with the context
+    (after the engine stopped)."""
+    app[ADMISSION] = Admission(app[CTX])
     yield
-    await admission.close()
 
 
 async def outcomes_ctx(app: web.Application):

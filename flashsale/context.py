@@ -23,6 +23,7 @@ from flashsale.mailer import LogMailer
 from flashsale.order_numbers import OrderNumbers
 from flashsale.passwords import Cost, Hasher
 from flashsale.redis_keys import Keys
+from flashsale.redis_routing import open_mux
 from flashsale.scripts import Scripts
 from flashsale.settings import Settings
 
@@ -37,6 +38,9 @@ class Context:
     keys: Keys
     hasher: Hasher
     scripts: Scripts
+    # the lean pipelined connection (redis_mux.py; routed on a cluster): the purchase path and the
+    # reads every request makes (the session check, the sale page's buyer state) go through it
+    mux: Any = None
     mailer: Any = field(default_factory=LogMailer)
     order_numbers: OrderNumbers = field(default_factory=OrderNumbers)
 
@@ -187,11 +191,14 @@ async def open_context(settings: Settings) -> AsyncIterator[Context]:
         try:
             hasher = Hasher(Cost(settings.scrypt_n, settings.scrypt_r, settings.scrypt_p),
                             settings.hash_threads, settings.hash_queue)
+            scripts = Scripts(redis)
+            mux = open_mux(settings, redis, scripts)  # connects on its first command
             try:
                 yield Context(settings=settings, db=pool, redis=redis,
                               keys=Keys(settings.redis_prefix), hasher=hasher,
-                              scripts=Scripts(redis))
+                              scripts=scripts, mux=mux)
             finally:
+                await mux.close()
                 hasher.close()
         finally:
             if isinstance(redis, RedisCluster):

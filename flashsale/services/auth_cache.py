@@ -29,9 +29,10 @@ def session_field(sid: str) -> str:
 
 
 async def session_state(ctx: Context, user_id: int, sid: str) -> tuple[int, str, bool, str | None] | None:
-    """(epoch, role, active, the session's field) in one HMGET; rebuilt from MySQL when Redis lost it."""
+    """(epoch, role, active, the session's field) in one HMGET on the lean connection (every request
+    with a session makes it); rebuilt from MySQL when Redis lost it."""
     key = ctx.keys.user_auth(user_id)
-    epoch, role, active, live = await ctx.redis.hmget(key, "epoch", "role", "active", session_field(sid))
+    epoch, role, active, live = await ctx.mux.call("HMGET", key, "epoch", "role", "active", session_field(sid))
     if epoch is None:
         state = await auth_state(ctx, user_id)
         if state is None:
