@@ -47,8 +47,10 @@ def iso(value: dt.datetime | None) -> str | None:
         return None
     if value.tzinfo is not None:
         value = value.astimezone(UTC).replace(tzinfo=None)
-    # not strftime("%Y"): glibc writes year 358 as "358", which is no ISO 8601 date
-    return f"{value.year:04d}-" + value.strftime("%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    # not strftime: glibc writes year 358 as "358", which is no ISO 8601 date (and this is faster:
+    # a sale page shows a dozen times)
+    return (f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:{value.minute:02d}:"
+            f"{value.second:02d}.{value.microsecond // 1000:03d}Z")
 
 
 def parse_time(raw: Any) -> dt.datetime | None:
