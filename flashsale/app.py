@@ -6,7 +6,6 @@ import logging
 import random
 from urllib.parse import urlsplit
 
-import aiohttp_jinja2
 import aiohttp_session
 import jinja2
 from aiohttp import web
@@ -100,12 +99,7 @@ def create_app(settings: Settings) -> web.Application:
     metrics.setup(app)
     security_headers.setup(app)
     app.middlewares.insert(0, fast_lane_middleware)  # outermost: hot routes skip the rest
-    aiohttp_jinja2.setup(
-        app,
-        loader=jinja2.FileSystemLoader(str(ROOT / "templates")),
-        autoescape=jinja2.select_autoescape(["html"]),
-    )
-    templating.add_filters(aiohttp_jinja2.get_env(app))
+    templating.setup(app, jinja2.FileSystemLoader(str(ROOT / "templates")))
     app.cleanup_ctx.append(context_ctx)
     app.cleanup_ctx.append(admission_ctx)
     app.cleanup_ctx.append(outcomes_ctx)

@@ -73,3 +73,33 @@ def add_filters(env: jinja2.Environment) -> None:
     env.filters["iso"] = iso
     env.filters["when"] = _display_time
     env.globals["static_url"] = static_url
+
+
+DICT_ATTRIBUTES = frozenset(dir(dict))
+
+
+class DictFirstEnvironment(jinja2.Environment):
+    """`sale.goods.name` on the plain dicts the views pass: the key at once.
+
+    Jinja tries the attribute first and falls back to the item, and for a dict the failed
+    attribute lookup raises (and catches) an AttributeError each time: a tenth of a sale page's
+    CPU. For a name that is no attribute of dict, that lookup can only fail, so the item is read
+    straight away; the same answer, without the exception. Everything else is Jinja's own lookup."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if type(obj) is dict and attribute not in DICT_ATTRIBUTES:
+            try:
+                return obj[attribute]
+            except KeyError:
+                return self.undefined(obj=obj, name=attribute)
+        return super().getattr(obj, attribute)
+
+
+def setup(app: web.Application, loader: jinja2.BaseLoader) -> jinja2.Environment:
+    """What aiohttp_jinja2.setup does, with DictFirstEnvironment and the filters added."""
+    env = DictFirstEnvironment(loader=loader, autoescape=jinja2.select_autoescape(["html"]))
+    env.globals.update(aiohttp_jinja2.GLOBAL_HELPERS)
+    env.globals["app"] = app
+    app[aiohttp_jinja2.APP_KEY] = env
+    add_filters(env)
+    return env
