@@ -331,20 +331,18 @@ class HotRequests:
     Locust's own client. `judge(status, body)` names what was wrong with an answer, or None.
     """
 
-    lean: LeanHttp | None = None
-    lean_pools: list[LeanHttp] = []
+    lean: LeanHttp | None = None  # the user's pool
+    lean_polls: LeanHttp | None = None  # a Buyer's pool for its long-polls
 
     def start_lean(self, size: int = 64) -> LeanHttp | None:
         if getattr(self.environment.parsed_options, "locust_client", False):
             return None
-        pool = LeanHttp.for_host(self.host, size)
-        if pool is not None:
-            self.lean_pools = [*self.lean_pools, pool]
-        return pool
+        return LeanHttp.for_host(self.host, size)
 
     def on_stop(self) -> None:
-        for pool in self.lean_pools:
-            pool.close()
+        for pool in (self.lean, self.lean_polls):
+            if pool is not None:
+                pool.close()
 
     def hot(self, method: str, path: str, name: str, headers: dict[str, str], body: bytes = b"",
             judge=None, via: LeanHttp | None = None) -> tuple[int, bytes]:
@@ -387,8 +385,6 @@ def result_error(status: int, content: bytes) -> str | None:
 
 def ok_only(status: int, _content: bytes) -> str | None:
     return None if status == 200 else f"unexpected status {status}"
-
-
 
 
 def data_of(response) -> dict:
@@ -439,7 +435,7 @@ class Buyer(HotRequests, FastHttpUser):
 
     fixed_count = int(PLAN.get("users", 0))
     wait_time = constant(0)
-    concurrency = 64  # connections: purchases (a double click sends up to three at once) and long-polls
+    concurrency = 64  # Locust's client (https, --locust-client): connections for purchases and long-polls
 
     def on_start(self) -> None:
         self.pool = accounts_of(self.environment)
