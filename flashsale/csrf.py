@@ -8,7 +8,7 @@ from aiohttp_session import get_session
 
 from flashsale.auth import current_user
 from flashsale.errors import CsrfFailed
-from flashsale.webjson import read_form
+from flashsale.webjson import JSON, media_type, read_form
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # these work without a session; requiring a JSON body keeps a cross-site HTML form from
@@ -43,7 +43,7 @@ async def csrf_middleware(request: web.Request, handler):
     if getattr(request.match_info.handler, "checks_own_csrf", False):
         return await handler(request)
     if request.path in JSON_ONLY_PATHS:
-        if request.content_type != "application/json":
+        if media_type(request) != JSON:
             raise CsrfFailed("Send this request as application/json.")
         return await handler(request)
     if request.path.startswith("/api/"):
@@ -53,7 +53,7 @@ async def csrf_middleware(request: web.Request, handler):
     session = await get_session(request)
     expected = session.get("csrf")
     given = request.headers.get("X-CSRF-Token")
-    if given is None and request.content_type in FORM_TYPES:
+    if given is None and media_type(request) in FORM_TYPES:
         form = await read_form(request)
         value = form.get("csrf_token")
         given = value if isinstance(value, str) else None
