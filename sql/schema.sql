@@ -186,6 +186,7 @@ CREATE TABLE orders (
   CONSTRAINT chk_orders_amount CHECK (total_amount >= 0)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
+-- the changes of an order's status after its creation (its creation is read off the order row)
 CREATE TABLE order_status_log (
   id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
   order_id BIGINT UNSIGNED NOT NULL,

@@ -38,8 +38,10 @@ async def set_status(client, headers, order_id, status, remark=None):
 
 
 async def log_rows(ctx, order_id):
-    return await db.fetch_all(ctx.db, "SELECT from_status, to_status, actor, actor_id, remark "
-                                      "FROM order_status_log WHERE order_id = %s ORDER BY id", (order_id,))
+    """The order's whole log as admins see it: its creation (read off the order row), then its rows."""
+    log = (await admin_orders.get_order(ctx, order_id))["log"]
+    return [{"from_status": e["from"], "to_status": e["to"], "actor": e["by"], "actor_id": e["actor_id"],
+             "remark": e["remark"]} for e in log]
 
 
 # --- list and filters -----------------------------------------------------------------------

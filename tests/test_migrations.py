@@ -131,3 +131,39 @@ def test_split_statements_keeps_semicolons_inside_lines():
 def test_split_statements_ignores_semicolons_in_comment_lines():
     sql = "CREATE TABLE a (\n  -- units held; never below zero;\n  x INT\n);\n"
     assert split_statements(sql) == ["CREATE TABLE a (\n  x INT\n)"]
+
+
+async def test_0006_drops_the_creation_rows_the_order_row_now_stands_for(settings, scratch_db, tmp_path):
+    """Orders written before 0006 keep their later log rows; their creation rows go (the log
+    shows the creation from the order row), so no log shows it twice."""
+    fresh = settings.replace(db_name=scratch_db)
+    before = tmp_path / "before"
+    before.mkdir()
+    for version, name, path in migration_files():
+        if version < "0006":
+            (before / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    await migrate(fresh, before)
+    conn = await asyncmy.connect(autocommit=True, **connect_kwargs(fresh))
+    try:
+        async with conn.cursor() as cur:
+            await cur.execute("INSERT INTO users (username, password_hash) VALUES ('old_buyer', 'x')")
+            user_id = cur.lastrowid
+            await cur.execute("INSERT INTO categories (name, description) VALUES ('Old', '')")
+            await cur.execute("INSERT INTO goods (category_id, name, description, price, stock) VALUES (%s, 'Old kettle', '', 9.90, 5)",
+                              (cur.lastrowid,))
+            await cur.execute(
+                "INSERT INTO orders (order_number, user_id, goods_id, quantity, unit_price, total_amount, payment_method,"
+                " status, receiver_name, phone, province, city, district, detail_address)"
+                " VALUES ('OLD1', %s, %s, 1, 9.90, 9.90, 'alipay', 'paid', 'R', '13800000000', 'P', 'C', 'D', 'A')",
+                (user_id, cur.lastrowid))
+            order_id = cur.lastrowid
+            await cur.execute(
+                "INSERT INTO order_status_log (order_id, from_status, to_status, actor_id, actor, remark) VALUES"
+                " (%s, NULL, 'pending', %s, 'user', ''), (%s, 'pending', 'paid', %s, 'user', 'paid by alipay')",
+                (order_id, user_id, order_id, user_id))
+    finally:
+        await conn.ensure_closed()
+    assert await migrate(fresh) == ["0006"]
+    rows = await query(settings, "SELECT from_status, to_status, remark FROM order_status_log ORDER BY id",
+                       database=scratch_db)
+    assert rows == [("pending", "paid", "paid by alipay")]

@@ -9,7 +9,7 @@ import pytest
 
 from flashsale import db
 from flashsale.errors import BadStatus, NotFound
-from flashsale.services import orders, seckill_state
+from flashsale.services import admin_orders, orders, seckill_state
 
 from tests.support.auth import login
 from tests.support.orders import ADDRESS, flash_order, goods_row, order_count, set_status
@@ -44,9 +44,9 @@ async def placed(client, headers, goods_id, address_id, quantity=1) -> dict:
 
 
 async def log_of(ctx, order_id) -> list[tuple]:
-    rows = await db.fetch_all(ctx.db, "SELECT from_status, to_status, actor, actor_id, remark "
-                                      "FROM order_status_log WHERE order_id = %s ORDER BY id", (order_id,))
-    return [(r["from_status"], r["to_status"], r["actor"], r["actor_id"], r["remark"]) for r in rows]
+    """The order's whole log as admins see it: its creation (read off the order row), then its rows."""
+    log = (await admin_orders.get_order(ctx, order_id))["log"]
+    return [(e["from"], e["to"], e["by"], e["actor_id"], e["remark"]) for e in log]
 
 
 @pytest.fixture

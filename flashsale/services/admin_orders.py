@@ -61,7 +61,8 @@ USERS_BY_PREFIX = "SELECT id FROM users WHERE username LIKE %s ORDER BY username
 ORDER_BY_ID = f"""
 SELECT {ADMIN_ORDER_COLUMNS}
   FROM orders o JOIN goods g ON g.id = o.goods_id JOIN users u ON u.id = o.user_id WHERE o.id = %s"""
-# -> the order's history, oldest first, with the name of whoever made each change
+# -> the order's history after its creation (orders.creation_entry), oldest first, with the name of
+# whoever made each change
 ORDER_LOG = """
 SELECT l.from_status, l.to_status, l.actor, l.actor_id, l.remark, l.created_at, u.username AS actor_name
   FROM order_status_log l LEFT JOIN users u ON u.id = l.actor_id
@@ -240,7 +241,8 @@ async def get_order(ctx: Context, order_id: int) -> dict[str, Any]:
     row = await db.fetch_one(ctx.db, ORDER_BY_ID, (order_id,))
     if row is None:
         raise NotFound("No such order.")
-    log = await db.fetch_all(ctx.db, ORDER_LOG, (order_id,))
+    log = [{**orders.creation_entry(row), "actor_name": row["username"]},
+           *await db.fetch_all(ctx.db, ORDER_LOG, (order_id,))]
     remarks = await db.fetch_all(ctx.db, ORDER_REMARKS, (order_id,))
     return {**admin_order_json(row), "log": [log_json(r) for r in log],
             "remarks": [remark_json(r) for r in remarks],

@@ -56,7 +56,7 @@ SELECT {ORDER_COLUMNS} FROM orders o FORCE INDEX (ix_orders_user) STRAIGHT_JOIN 
 COUNT_OWN = "SELECT COUNT(*) FROM orders FORCE INDEX (ix_orders_user) WHERE user_id = %s AND deleted_by_user = 0"
 COUNT_OWN_BY_STATUS = """
 SELECT COUNT(*) FROM orders FORCE INDEX (ix_orders_user) WHERE user_id = %s AND deleted_by_user = 0 AND status = %s"""
-# -> the order's history, oldest first
+# -> the order's history after its creation (creation_entry), oldest first
 ORDER_LOG = """
 SELECT from_status, to_status, actor, actor_id, remark, created_at
   FROM order_status_log WHERE order_id = %s ORDER BY id"""
@@ -163,6 +163,14 @@ def log_json(row: dict[str, Any]) -> dict[str, Any]:
             "by": row["actor"], "remark": row["remark"]}
 
 
+def creation_entry(order: dict[str, Any]) -> dict[str, Any]:
+    """The first entry of every order's log, its creation, read off the order row itself:
+    order_status_log holds the changes after it, so that the flash-sale drain writes one row per
+    order, not two, under the sale's lock."""
+    return {"from_status": None, "to_status": "pending", "actor": "user", "actor_id": order["user_id"],
+            "remark": "flash sale" if order["flash_sale_id"] is not None else "", "created_at": order["created_at"]}
+
+
 def clean_order(body: dict[str, Any], *, need_address: bool = True) -> dict[str, Any]:
     """The order fields of a body, checked; raises Validation with every error."""
     if need_address:
@@ -220,9 +228,7 @@ async def place_order(ctx: Context, user_id: int, body: dict[str, Any]) -> dict[
             clean["payment_method"], address["id"], address["receiver_name"], address["phone"],
             address["province"], address["city"], address["district"], address["detail_address"],
             ctx.settings.pay_window_s))
-        order_id = cur.lastrowid
-        await cur.execute(INSERT_LOG, (order_id, None, "pending", user_id, "user", ""))
-        await cur.execute(ORDER_BY_ID, (order_id,))
+        await cur.execute(ORDER_BY_ID, (cur.lastrowid,))  # its creation is in its log from the row itself
         return await cur.fetchone()
 
     try:
@@ -279,7 +285,7 @@ async def get_order(ctx: Context, order_id: int, *, owner_id: int | None) -> dic
     if row is None or (owner_id is not None and (row["user_id"] != owner_id or row["deleted_by_user"])):
         raise NotFound("No such order.")
     entries = await db.fetch_all(ctx.db, ORDER_LOG, (order_id,))
-    return {**order_json(row), "log": [log_json(e) for e in entries]}
+    return {**order_json(row), "log": [log_json(e) for e in (creation_entry(row), *entries)]}
 
 
 async def _order(ctx: Context, order_id: int) -> dict[str, Any]:

@@ -37,20 +37,16 @@ ORDER_ROW = ("(%s, %s, %s, %s, %s, 1, %s, %s, %s, 'pending', %s, %s, %s, %s, %s,
              " UTC_TIMESTAMP(3) + INTERVAL %s SECOND)")
 # -> the orders of these requests, made now or by an earlier delivery
 ORDERS_OF_REQUESTS = "SELECT id, request_id, order_number FROM orders WHERE request_id IN ({marks})"
+# -> {any_failed}: 1 when the sale has a recorded failure (ix_seckill_failures_sale), almost never
+ANY_FAILURE = "SELECT EXISTS (SELECT 1 FROM seckill_failures WHERE flash_sale_id = %s) AS any_failed"
 # -> the recorded failures of these requests
 FAILURES_OF_REQUESTS = "SELECT request_id, reason FROM seckill_failures WHERE request_id IN ({marks})"
-# the creation log row of each order made by this attempt: its numbers are this attempt's own, so
-# an order of an earlier delivery (another number) gets none; built before the lock like the INSERT
-INSERT_LOGS = """
-INSERT INTO order_status_log (order_id, from_status, to_status, actor_id, actor, remark)
-SELECT id, NULL, 'pending', user_id, 'user', 'flash sale' FROM orders WHERE order_number IN ({marks})"""
-# the sale's sold count and its goods' sales moved by the orders the log rows just counted (both
-# rows are locked already; the CHECK sold <= total_stock guards)
+# the sale's sold count and its goods' sales moved by the orders this attempt made (both rows are
+# locked already; the CHECK sold <= total_stock guards)
 ADD_SOLD = """
-SET @fs_made = ROW_COUNT();
 UPDATE flash_sales f JOIN goods g ON g.id = f.goods_id
-   SET f.sold = f.sold + @fs_made, g.sales = g.sales + @fs_made
- WHERE f.id = %s AND @fs_made > 0"""
+   SET f.sold = f.sold + %s, g.sales = g.sales + %s
+ WHERE f.id = %s"""
 # rowcount 1: recorded now; 0: an earlier delivery recorded it
 INSERT_FAILURE = """
 INSERT INTO seckill_failures (request_id, flash_sale_id, user_id, reason, detail)
@@ -143,21 +139,27 @@ async def write_batch(ctx: Context, sale: dict[str, Any], entries: list[Entry]) 
         # numbers made per attempt: after a commit whose answer was lost, the retry finds the
         # first attempt's orders under other numbers and counts them as earlier, not new
         numbers = {e.request_id: ctx.order_numbers.next() for e in entries}
-        # the statements are built before the lock (most of a batch's Python work); under it they
-        # go in two round trips: the locks and the failures check, then the orders, their log
-        # rows and the counts (then COMMIT)
+        # the INSERT is built before the lock (most of a batch's Python work); under the lock go
+        # the locks with the question whether the sale has any failure at all, the orders, the
+        # counts, then COMMIT
         insert = insert_of(cur, numbers, set())
-        lock = cur.mogrify(";".join((LOCK_SALE_FOR_ORDERS, LOCK_GOODS_FOR_ORDERS, FAILURES_OF_REQUESTS.format(
-            marks=", ".join(["%s"] * len(entries))))), [sale["id"], sale["goods_id"], *(e.request_id for e in entries)])
-        counts = cur.mogrify(";".join((INSERT_LOGS.format(marks=", ".join(["%s"] * len(numbers))), ADD_SOLD)),
-                             [*numbers.values(), sale["id"]])
-        failed_before = {r["request_id"] for r in (await db.run_statements(cur, lock))[2][1]}
-        if failed_before:  # rare: a request of this batch was given up meanwhile
-            insert = insert_of(cur, numbers, failed_before)
+        lock = cur.mogrify(";".join((LOCK_SALE_FOR_ORDERS, LOCK_GOODS_FOR_ORDERS, ANY_FAILURE)),
+                           [sale["id"], sale["goods_id"], sale["id"]])
+        if (await db.run_statements(cur, lock))[2][1][0]["any_failed"]:
+            # rare: a request of the sale was given up; is one of this batch's among them?
+            await cur.execute(FAILURES_OF_REQUESTS.format(marks=", ".join(["%s"] * len(entries))),
+                              [e.request_id for e in entries])
+            failed_before = {r["request_id"] for r in await cur.fetchall()}
+            if failed_before:
+                insert = insert_of(cur, numbers, failed_before)
         if insert is None:
             return await _settle(cur, sale, entries, "address_missing")
-        results = await db.run_statements(cur, insert + ";" + counts)
-        found, made = {r["request_id"]: r for r in results[0][1]}, results[1][0]
+        await cur.execute(insert)
+        found = {r["request_id"]: r for r in await cur.fetchall()}
+        # made now: those under this attempt's number (an earlier delivery's order keeps its own)
+        made = sum(1 for rid, r in found.items() if r["order_number"] == numbers[rid])
+        if made:
+            await cur.execute(ADD_SOLD, (made, made, sale["id"]))
         return await _settle(cur, sale, entries, "address_missing", found, made)
 
     # idempotent by request id: a retry after a lost COMMIT answer makes no second order

@@ -22,9 +22,6 @@ INSERT INTO orders (order_number, user_id, goods_id, flash_sale_id, quantity, un
                     payment_method, status, receiver_name, phone, province, city, district, detail_address,
                     created_at, paid_at, shipped_at, completed_at, cancelled_at)
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"""
-INSERT_LOG = """
-INSERT INTO order_status_log (order_id, from_status, to_status, actor_id, actor, remark, created_at)
-VALUES (%s, NULL, 'pending', %s, 'user', '', %s)"""
 
 
 def utc_now() -> dt.datetime:
@@ -51,9 +48,7 @@ async def insert_order(ctx: Context, *, user_id: int, goods_id: int, status: str
             number or unique("N"), user_id, goods_id, flash_sale_id, quantity, price, price * quantity,
             payment_method, status, receiver_name, phone, province, city, district, detail_address,
             created_at, times["paid"], times["shipped"], times["completed"], times["cancelled"]))
-        order_id = cur.lastrowid
-        await cur.execute(INSERT_LOG, (order_id, user_id, created_at))
-    return order_id
+    return cur.lastrowid  # its creation is in its log from the row itself
 
 
 async def placed_order(ctx: Context, factory, *, user: dict[str, Any] | None = None, goods_id: int | None = None,
@@ -102,7 +97,5 @@ async def flash_order(ctx, user_id, goods_id, *, quantity=1, deadline_s=900, sol
             "%s, %s, %s, %s, %s, %s, %s)",
             (ctx.order_numbers.next(), user_id, goods_id, sale_id, f"req-{sale_id}", quantity, "9.90",
              f"{9.9 * quantity:.2f}", *ADDRESS.values(), now + dt.timedelta(seconds=deadline_s)))
-        order_id = cur.lastrowid
-        await cur.execute("INSERT INTO order_status_log (order_id, from_status, to_status, actor) "
-                          "VALUES (%s, NULL, 'pending', 'system')", (order_id,))
+        order_id = cur.lastrowid  # its creation is in its log from the row itself
     return order_id, sale_id
