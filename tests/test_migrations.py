@@ -149,11 +149,11 @@ async def test_0006_drops_the_creation_rows_the_order_row_now_stands_for(setting
             await cur.execute("INSERT INTO users (username, password_hash) VALUES ('old_buyer', 'x')")
             user_id = cur.lastrowid
             await cur.execute("INSERT INTO categories (name, description) VALUES ('Old', '')")
-            await cur.execute("INSERT INTO goods (category_id, name, description, price, stock) VALUES (%s, 'Old kettle', '', 9.90, 5)",
-                              (cur.lastrowid,))
+            await cur.execute("INSERT INTO goods (category_id, name, description, price, stock)"
+                              " VALUES (%s, 'Old kettle', '', 9.90, 5)", (cur.lastrowid,))
             await cur.execute(
-                "INSERT INTO orders (order_number, user_id, goods_id, quantity, unit_price, total_amount, payment_method,"
-                " status, receiver_name, phone, province, city, district, detail_address)"
+                "INSERT INTO orders (order_number, user_id, goods_id, quantity, unit_price, total_amount,"
+                " payment_method, status, receiver_name, phone, province, city, district, detail_address)"
                 " VALUES ('OLD1', %s, %s, 1, 9.90, 9.90, 'alipay', 'paid', 'R', '13800000000', 'P', 'C', 'D', 'A')",
                 (user_id, cur.lastrowid))
             order_id = cur.lastrowid
