@@ -19,6 +19,10 @@ class OrderNumbers:
         self.sequence = itertools.count()
 
     def next(self, now: dt.datetime | None = None) -> str:
+        return self.next_many(1, now)[0]
+
+    def next_many(self, n: int, now: dt.datetime | None = None) -> list[str]:
+        """n numbers of this millisecond (a drain batch's): the clock is read and formatted once."""
         now = now or dt.datetime.now(dt.timezone.utc)
-        stamp = now.strftime("%Y%m%d%H%M%S") + f"{now.microsecond // 1000:03d}"
-        return f"{stamp}{self.process_tag}{next(self.sequence) % 1_000_000:06d}"
+        head = f"{now:%Y%m%d%H%M%S}{now.microsecond // 1000:03d}{self.process_tag}"
+        return [f"{head}{next(self.sequence) % 1_000_000:06d}" for _ in range(n)]

@@ -7,6 +7,7 @@ back to the sale.
 """
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,9 @@ VALUES {rows}
 RETURNING id, request_id, order_number"""
 ORDER_ROW = ("(%s, %s, %s, %s, %s, 1, %s, %s, %s, 'pending', %s, %s, %s, %s, %s, %s, %s,"
              " UTC_TIMESTAMP(3) + INTERVAL %s SECOND)")
+ORDER_ROW_VALUES = ORDER_ROW.count("%s")
+SLICE_ROWS = 100  # rows escaped between two turns of the event loop (about a millisecond)
+ORDER_ROWS = {n: ", ".join([ORDER_ROW] * n) for n in range(1, SLICE_ROWS + 1)}
 # -> the orders of these requests, made now or by an earlier delivery
 ORDERS_OF_REQUESTS = "SELECT id, request_id, order_number FROM orders WHERE request_id IN ({marks})"
 # -> {any_failed}: 1 when the sale has a recorded failure (ix_seckill_failures_sale), almost never
@@ -121,10 +125,13 @@ async def write_batch(ctx: Context, sale: dict[str, Any], entries: list[Entry]) 
     addresses = {r["id"]: r for r in await db.fetch_all(
         ctx.db, ADDRESSES_OF.format(marks=", ".join(["%s"] * len(address_ids))), address_ids)}
 
-    def insert_of(cur, numbers: dict[str, str], skip: set[str]) -> str | None:
-        """The batch's INSERT with its values in (escaped by the driver), or None: no row to write."""
+    async def insert_of(cur, numbers: dict[str, str], skip: set[str]) -> str | None:
+        """The batch's INSERT with its values in (escaped by the driver), or None: no row to write.
+
+        Built in slices, giving the event loop a turn between them: the other consumer's batch
+        may hold the sale's lock meanwhile, and its answer from MySQL must not wait for this."""
+        rows: list[str] = []
         args: list[Any] = []
-        rows = 0
         for e in entries:
             ad = addresses.get(e.address_id)
             if e.request_id in skip or ad is None or ad["user_id"] != e.user_id:
@@ -132,17 +139,22 @@ async def write_batch(ctx: Context, sale: dict[str, Any], entries: list[Entry]) 
             args += [numbers[e.request_id], e.user_id, sale["goods_id"], sale["id"], e.request_id, e.price,
                      e.price, e.payment_method, ad["id"], ad["receiver_name"], ad["phone"], ad["province"],
                      ad["city"], ad["district"], ad["detail_address"], ctx.settings.pay_window_s]
-            rows += 1
-        return cur.mogrify(INSERT_ORDERS.format(rows=", ".join([ORDER_ROW] * rows)), args) if rows else None
+            if len(args) == SLICE_ROWS * ORDER_ROW_VALUES:
+                rows.append(cur.mogrify(ORDER_ROWS[SLICE_ROWS], args))
+                args = []
+                await asyncio.sleep(0)
+        if args:
+            rows.append(cur.mogrify(ORDER_ROWS[len(args) // ORDER_ROW_VALUES], args))
+        return INSERT_ORDERS.format(rows=", ".join(rows)) if rows else None
 
     async def work(cur) -> BatchOutcome:
         # numbers made per attempt: after a commit whose answer was lost, the retry finds the
         # first attempt's orders under other numbers and counts them as earlier, not new
-        numbers = {e.request_id: ctx.order_numbers.next() for e in entries}
+        numbers = dict(zip((e.request_id for e in entries), ctx.order_numbers.next_many(len(entries))))
         # the INSERT is built before the lock (most of a batch's Python work); under the lock go
         # the locks with the question whether the sale has any failure at all, the orders, the
         # counts, then COMMIT
-        insert = insert_of(cur, numbers, set())
+        insert = await insert_of(cur, numbers, set())
         lock = cur.mogrify(";".join((LOCK_SALE_FOR_ORDERS, LOCK_GOODS_FOR_ORDERS, ANY_FAILURE)),
                            [sale["id"], sale["goods_id"], sale["id"]])
         if (await db.run_statements(cur, lock))[2][1][0]["any_failed"]:
@@ -151,7 +163,7 @@ async def write_batch(ctx: Context, sale: dict[str, Any], entries: list[Entry]) 
                               [e.request_id for e in entries])
             failed_before = {r["request_id"] for r in await cur.fetchall()}
             if failed_before:
-                insert = insert_of(cur, numbers, failed_before)
+                insert = await insert_of(cur, numbers, failed_before)
         if insert is None:
             return await _settle(cur, sale, entries, "address_missing")
         await cur.execute(insert)
