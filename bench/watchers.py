@@ -37,8 +37,9 @@ class Watchers:
     async def open_one(self, http: aiohttp.ClientSession, url: str, gate: asyncio.Semaphore) -> None:
         async with gate:
             try:
+                # offering permessage-deflate, as browsers do (the server declines it)
                 ws = await http.ws_connect(url, timeout=aiohttp.ClientWSTimeout(ws_close=5.0),
-                                           heartbeat=None, autoping=True)
+                                           heartbeat=None, autoping=True, compress=15)
             except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
                 self.failed += 1
                 self.first_error = self.first_error or f"{type(exc).__name__}: {exc}"

@@ -48,6 +48,15 @@ async def test_stock_change_reaches_every_socket(client, ctx, factory):
         await ws.close()
 
 
+async def test_the_feed_declines_compression_a_browser_offers(client, ctx, factory):
+    """A push is ~60 bytes: deflating it once per socket would cost more than sending it."""
+    sale = await make_sale(ctx, factory, stock=3)
+    ws = await client.ws_connect(f"/api/seckill/{sale['id']}/live", compress=15)
+    assert (await ws.receive_json(timeout=5))["remaining"] == 3
+    assert ws.compress == 0 and "permessage-deflate" not in ws._response.headers.get("Sec-WebSocket-Extensions", "")
+    await ws.close()
+
+
 async def test_a_slow_socket_never_holds_the_others_back(monkeypatch):
     monkeypatch.setattr(broadcast, "INTERVAL_S", 0.02)
     count = 0

@@ -139,7 +139,9 @@ async def live(request: web.Request) -> web.StreamResponse:
 
 
 async def _serve_live(request: web.Request, sale_id: int) -> web.WebSocketResponse:
-    ws = web.WebSocketResponse(heartbeat=30.0)
+    # no permessage-deflate (browsers offer it): a frame of ~60 bytes would be deflated once per
+    # socket, each push costing the process as much as the rest of its work for that socket
+    ws = web.WebSocketResponse(heartbeat=30.0, compress=False)
     await ws.prepare(request)
     broadcasts = request.app[BROADCASTS]
     feed = broadcasts.join(sale_id)
