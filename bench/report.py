@@ -350,10 +350,22 @@ def build_summary(run_dir: Path) -> dict:
         phases["admission"] = admission
         after = [r for r in purchases if r["start"] > admission_end]
         if len(after) >= 10:
-            sold_out = phase(after, after[0]["start"], after[-1]["end"], timeline, per="purchase", others=others)
+            # sold-out answers alone: from when the admitted purchases' own work was done (their
+            # last order written, their last /result answered: the live drain's tail), when enough
+            # sold-out answers come after it; the window from the last admission is kept beside
+            tail_end = max([admission_end, *(r["end"] for r in sale if r["name"] == "result"),
+                            *(t for t in load_order_rows(run_dir).values() if not marks.get("drain_server_started"))])
+            clean = [r for r in after if r["start"] > tail_end]
+            window = clean if len(clean) >= max(10, len(after) // 4) else after
+            sold_out = phase(window, window[0]["start"], window[-1]["end"], timeline, per="purchase", others=others)
             if sold_out is not None:
                 sold_out["outcomes"] = dict(sorted(Counter(
-                    r["name"] for r in outcomes if r["start"] > admission_end).items()))
+                    r["name"] for r in outcomes if r["start"] > window[0]["start"] - 1e-6).items()))
+                sold_out["after_admission_tail"] = window is clean
+                if window is clean:
+                    with_tail = phase(after, after[0]["start"], after[-1]["end"], timeline, per="purchase")
+                    sold_out["with_admission_tail"] = {k: with_tail[k] for k in ("start", "seconds", "requests",
+                                                                                 "server_cpu_us_per_purchase")}
             phases["sold_out"] = sold_out
         results = [r for r in sale if r["name"] == "result"]
         if results:
