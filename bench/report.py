@@ -588,7 +588,7 @@ def table(summary: dict) -> str:
              f"stock {settings.get('stock', '-')}, {settings.get('users', '-')} users",
              f"{'phase':<12}{'requests':>10}{'req/s':>10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}"
              f"{'errors':>8}{'srv CPU us/req':>16}"]
-    for name in ("healthz", "login", "page_storm", "admission", "sold_out", "healthz_after"):
+    for name in ("login", "page_storm", "healthz", "admission", "sold_out", "healthz_after"):
         p = summary["phases"].get(name)
         if not p:
             continue
