@@ -126,3 +126,14 @@ async def test_anonymous_page_that_needs_a_login_redirects_to_login(client):
     assert (location.path, dict(location.query)) == ("/login", {"next": "/account/password?x=1"})
     page = await client.get(str(location))
     assert '<input type="hidden" name="next" value="/account/password?x=1">' in await page.text()
+
+
+async def test_a_json_body_is_read_whatever_the_spelling_of_its_media_type(client):
+    """The exact `application/json` is taken as it is; any other spelling goes through aiohttp's parse."""
+    body = b'{"username": "nobody_here", "password": "wrong-password"}'
+    for content_type in ("application/json", "Application/JSON", "application/json; charset=utf-8"):
+        r = await client.post("/api/auth/login", data=body, headers={"Content-Type": content_type})
+        assert r.status == 401, (content_type, await r.text())
+    r = await client.post("/api/auth/login", data=body, headers={"Content-Type": "text/plain"})
+    assert r.status == 403, await r.text()  # a JSON-only route: a form could come from another site
+    assert "application/json" in await r.text()
