@@ -139,24 +139,12 @@ class SaleWorker:
     async def acknowledge(self, outcome: BatchOutcome, deliveries: dict[str, int], entries: list[Entry]) -> None:
         """Results go to each buyer's home shard (this stream's shard unless take.lua admitted the
         entry away from home), then the entries are acknowledged."""
-        k = self.ctx.keys
         if outcome.orders:
             homes = {e.request_id: self.shard if e.home is None else e.home for e in entries}
             by_home: dict[int, dict[str, str]] = {}
             for rid, oid in outcome.orders.items():
                 by_home.setdefault(homes.get(rid, self.shard), {})[rid] = f"success:{oid}"
-            results = {rid: f"success:{oid}" for rid, oid in outcome.orders.items()}
-            # on the lean connection (a tenth of redis-py's cost for a batch's thousand arguments),
-            # one write on one Redis; one notice per batch resolves every process's waiting buyers
-            # (on a cluster the results and acks go to their masters, the notice after them)
-            mux, cluster = self.ctx.mux, self.ctx.settings.redis_cluster
-            calls = [mux.call("HSET", k.sale_results(self.sale_id, home), *(x for kv in mapping.items() for x in kv))
-                     for home, mapping in by_home.items()]
-            calls.append(mux.call("XACK", self.stream, self.group, *outcome.acked))
-            notice = ("PUBLISH", k.outcomes_channel(), outcomes.publish_message(self.sale_id, results))
-            await asyncio.gather(*calls, *(() if cluster else (mux.call(*notice),)))
-            if cluster:
-                await mux.call(*notice)
+            await outcomes.record(self.ctx, self.sale_id, self.stream, self.group, by_home, outcome.acked)
         for entry, reason in outcome.failed:
             await self.fail(entry, reason, deliveries.get(entry.entry_id, 1))
 

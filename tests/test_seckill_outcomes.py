@@ -5,7 +5,9 @@ import asyncio
 import time
 
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ConnectionError as RedisConnectionError
 
+from flashsale import outcomes
 from flashsale.appkeys import ADMISSION, CTX, ENGINE, OUTCOMES
 
 from tests.support.auth import session_cookie
@@ -135,3 +137,32 @@ async def _subscribers(ctx, channel: str) -> int:
         [(_, count)] = await ctx.redis.execute_command("PUBSUB NUMSUB", channel, **kwargs)
         total += int(count)
     return total
+
+
+async def test_a_batchs_outcomes_are_sent_again_after_a_lost_connection(ctx, monkeypatch):
+    """The results, the acks and the notice are idempotent: a connection lost while they are on
+    their way (Redis restarting) is met by sending them again, not by leaving buyers `queued`."""
+    sale_id, k = 987_654, ctx.keys
+    stream, group, results_key = k.sale_stream(sale_id), k.consumer_group(), k.sale_results(sale_id)
+    await ctx.redis.delete(stream, results_key)
+    await ctx.redis.xgroup_create(stream, group, id="0", mkstream=True)
+    entry_id = await ctx.redis.xadd(stream, {"r": "req-1"})
+    await ctx.redis.xreadgroup(group, "c0", {stream: ">"})  # delivered, pending
+    real_call, lost = ctx.mux.call, {"calls": 0}
+
+    def losing_the_first_round(*args):
+        if lost["calls"] < 3:  # HSET, XACK, PUBLISH of the first attempt
+            lost["calls"] += 1
+            future = asyncio.get_running_loop().create_future()
+            future.set_exception(RedisConnectionError("lost the connection to Redis"))
+            return future
+        return real_call(*args)
+
+    monkeypatch.setattr(ctx.mux, "call", losing_the_first_round)
+    try:
+        await outcomes.record(ctx, sale_id, stream, group, {0: {"req-1": "success:42"}}, [entry_id])
+        assert lost["calls"] == 3
+        assert await ctx.redis.hgetall(results_key) == {"req-1": "success:42"}
+        assert (await ctx.redis.xpending(stream, group))["pending"] == 0
+    finally:
+        await ctx.redis.delete(stream, results_key)
