@@ -339,6 +339,8 @@ def build_summary(run_dir: Path) -> dict:
               (r["type"] == "POST" and r["name"] != "purchase")]
     others = [r for r in others if r["name"] != "time"]
     last_admission = max((r["end"] for r in accepted), default=None)
+    results = [r for r in sale if r["name"] == "result"]
+    written = load_order_rows(run_dir)  # request id -> when its order row was written
     if purchases:
         # the sale is open from the first purchase that was not refused `not_started`
         opened = min((r["start"] for r in outcomes if r["name"] != "not_started"), default=purchases[0]["start"])
@@ -353,8 +355,8 @@ def build_summary(run_dir: Path) -> dict:
             # sold-out answers alone: from when the admitted purchases' own work was done (their
             # last order written, their last /result answered: the live drain's tail), when enough
             # sold-out answers come after it; the window from the last admission is kept beside
-            tail_end = max([admission_end, *(r["end"] for r in sale if r["name"] == "result"),
-                            *(t for t in load_order_rows(run_dir).values() if not marks.get("drain_server_started"))])
+            live_drain = not marks.get("drain_server_started")
+            tail_end = max([admission_end, *(r["end"] for r in results), *(written.values() if live_drain else ())])
             clean = [r for r in after if r["start"] > tail_end]
             window = clean if len(clean) >= max(10, len(after) // 4) else after
             sold_out = phase(window, window[0]["start"], window[-1]["end"], timeline, per="purchase", others=others)
@@ -367,7 +369,6 @@ def build_summary(run_dir: Path) -> dict:
                     sold_out["with_admission_tail"] = {k: with_tail[k] for k in ("start", "seconds", "requests",
                                                                                  "server_cpu_us_per_purchase")}
             phases["sold_out"] = sold_out
-        results = [r for r in sale if r["name"] == "result"]
         if results:
             phases["result_polls"] = {"requests": len(results), **latency(results),
                                       "errors_by_status": errors_by_status(results)}
@@ -381,7 +382,6 @@ def build_summary(run_dir: Path) -> dict:
         phases["drain"] = drain
 
     # from sending the purchase that was queued to its order row (MySQL's clock, the same host)
-    written = load_order_rows(run_dir)
     to_order = [{"ms": (written[r["detail"]] - r["start"]) * 1000} for r in accepted if r["detail"] in written]
     order_rows = [r for r in sale if r["type"] == "ORDER"]
     seen = [r for r in order_rows if r["name"] == "purchase_to_order"]

@@ -16,8 +16,7 @@ from flashsale.errors import Refusal, SoldOut
 from flashsale.jsonio import dumps
 from flashsale.metrics import metrics_middleware
 from flashsale.middlewares import error_middleware
-
-JSON = "application/json"
+from flashsale.webjson import JSON
 
 
 def fast_lane(handler):

@@ -64,7 +64,7 @@ async def record(ctx, sale_id: int, stream: str, group: str, by_home: dict[int, 
 
 
 async def publish(ctx, sale_id: int, outcomes: dict[str, str]) -> None:
-    """Publish one notice (for paths that are not already in a pipeline, e.g. a dead letter)."""
+    """Publish one notice on its own (a dead letter); a committed batch's goes with its record()."""
     if outcomes:
         await ctx.redis.publish(ctx.keys.outcomes_channel(), publish_message(sale_id, outcomes))
 
