@@ -37,6 +37,11 @@ CONNECTION_LOST = frozenset({2002, 2003, 2006, 2013, 2055, 1053, 1927})
 # what asyncmy's RuntimeErrors say when the socket closed under them (others are real bugs)
 LOST_RUNTIME_ERRORS = ("Transport does not expose socket", "handler is closed", "Transport is closed")
 
+# a transaction's bounds, for work that sends them in one text with its first and last statements
+BEGIN = "START TRANSACTION"
+COMMIT = "COMMIT"
+ROLLBACK = "ROLLBACK"
+
 TRANSACTION_ATTEMPTS = 4
 BACKOFF_FIRST_S = 0.010  # then doubled each attempt, each wait jittered to 1x..2x
 
@@ -161,7 +166,8 @@ async def _rollback_quietly(conn) -> None:
 
 
 async def run_transaction(pool: Pool, work: Callable[[DictCursor], Awaitable[T]], *,
-                          attempts: int = TRANSACTION_ATTEMPTS, idempotent: bool = False) -> T:
+                          attempts: int = TRANSACTION_ATTEMPTS, idempotent: bool = False,
+                          bounds_in_work: bool = False) -> T:
     """Run `work(cur)` in one transaction and commit; rerun the WHOLE of it on a deadlock (1213),
     a lock wait timeout (1205) or a connection lost before COMMIT was sent, after a jittered,
     doubling back-off; after `attempts` tries raise RetriesSpent (503 with Retry-After).
@@ -172,18 +178,27 @@ async def run_transaction(pool: Pool, work: Callable[[DictCursor], Awaitable[T]]
     retried only when the caller says the work is `idempotent` (running it twice changes nothing
     twice, e.g. inserts keyed by a unique request id); otherwise it propagates as an outage (503)
     without a second try, so that nothing is ever written twice.
+
+    With `bounds_in_work` (idempotent work only), `work` sends BEGIN and COMMIT itself, each in
+    one text with its first and last statements (`run_statements`): two round trips fewer, which
+    count when the machine is busy and every answer waits for its turn on a core. A failure
+    before its COMMIT rolls back as usual; a connection lost during it is retried (idempotent).
     """
+    if bounds_in_work and not idempotent:
+        raise ValueError("only idempotent work may send its own COMMIT")
     delay = BACKOFF_FIRST_S
     for attempt in range(1, attempts + 1):
         committing = False
         try:
             async with pool.acquire() as conn:
                 try:
-                    await conn.begin()
+                    if not bounds_in_work:
+                        await conn.begin()
                     async with conn.cursor(DictCursor) as cur:
                         result = await work(cur)
-                    committing = True
-                    await conn.commit()
+                    if not bounds_in_work:
+                        committing = True
+                        await conn.commit()
                     return result
                 except BaseException:
                     await _rollback_quietly(conn)

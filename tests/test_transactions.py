@@ -66,6 +66,45 @@ async def test_a_connection_lost_before_commit_reruns_the_whole_transaction(ctx,
     assert await stock_of(ctx, goods_id) == 9  # the killed attempt was rolled back, the rerun committed
 
 
+async def test_work_that_sends_its_own_bounds_is_rolled_back_when_it_fails_before_its_commit(ctx, factory):
+    goods_id = await factory.goods(stock=10)
+
+    async def work(cur):
+        await db.run_statements(cur, cur.mogrify(f"{db.BEGIN}; UPDATE goods SET stock = stock - 1 WHERE id = %s",
+                                                 (goods_id,)))
+        raise OperationalError(1146, "Table 'nope' doesn't exist")
+
+    with pytest.raises(OperationalError):
+        await db.run_transaction(ctx.db, work, idempotent=True, bounds_in_work=True)
+    assert await stock_of(ctx, goods_id) == 10  # the pooled connection is in autocommit: BEGIN held it back
+    with pytest.raises(ValueError):
+        await db.run_transaction(ctx.db, work, bounds_in_work=True)  # a COMMIT of its own needs idempotent work
+
+
+async def test_work_that_sends_its_own_commit_is_rerun_after_a_lost_connection_and_commits_once(ctx, factory):
+    goods_id = await factory.goods(stock=10)
+    attempts = 0
+
+    async def work(cur):
+        nonlocal attempts
+        attempts += 1
+        # idempotent: the stock is set, not moved
+        await db.run_statements(cur, cur.mogrify(f"{db.BEGIN}; UPDATE goods SET stock = 7 WHERE id = %s",
+                                                 (goods_id,)))
+        if attempts == 1:
+            await cur.execute("SELECT CONNECTION_ID() AS id")
+            own = (await cur.fetchone())["id"]
+            await db.execute(ctx.db, "KILL CONNECTION %s", (own,))
+        await db.run_statements(cur, f"SELECT 1; {db.COMMIT}")
+        return attempts
+
+    assert await db.run_transaction(ctx.db, work, idempotent=True, bounds_in_work=True) == 2
+    assert await stock_of(ctx, goods_id) == 7
+    # and the connection went back to the pool in autocommit: a bare write elsewhere is kept
+    await db.execute(ctx.db, "UPDATE goods SET stock = 6 WHERE id = %s", (goods_id,))
+    assert await stock_of(ctx, goods_id) == 6
+
+
 async def test_refusals_are_not_retried(ctx, factory):
     calls = 0
 
