@@ -7,9 +7,9 @@ import contextlib
 from flashsale import db
 from flashsale.appkeys import CTX, ENGINE
 from flashsale.consumers import SaleWorker
-from flashsale.services import orders, seckill, seckill_state
+from flashsale.services import orders, seckill, seckill_orders, seckill_state
 from flashsale.services.auth_cache import cache_addresses, cache_auth_state
-from flashsale.services.seckill_orders import Entry, write_batch
+from flashsale.services.seckill_orders import Entry, give_up, write_batch
 
 from tests.support.auth import session_cookie
 from tests.support.factory import Factory
@@ -70,6 +70,31 @@ async def test_consumer_killed_after_commit_before_ack_makes_no_second_order(aio
         assert [(e["from"], e["to"], e["by"], e["remark"]) for e in log] == [(None, "pending", "user", "flash sale")]
     assert await db.fetch_value(ctx.db, "SELECT COUNT(*) FROM order_status_log l JOIN orders o ON o.id = l.order_id "
                                         "WHERE o.flash_sale_id = %s", (sale["id"],)) == 0
+
+
+async def test_an_entry_whose_request_failed_already_makes_no_order_when_it_comes_again(aiohttp_client, make_app):
+    """A batch inserts its orders in the same round trip as its locks, unless this process saw a
+    failure in the sale before: the failure found under the lock undoes that insert, and the batch
+    is written again without the failed request."""
+    client = await aiohttp_client(make_app(background_tasks=False))
+    ctx = client.app[CTX]
+    sale = await make_sale(ctx, Factory(ctx), stock=5)
+    worker = await _worker(client, sale["id"])
+    await _admit(client, sale["id"], await buyers(ctx, 3))
+    entries = await _read_as(ctx, sale["id"], "dead-host-w0-c0")
+    # the first request was given up (and its unit given back), but its entry was never acknowledged
+    await give_up(ctx, worker.sale, entries[:1], "undeliverable")
+    seckill_orders.SALES_WITH_FAILURES.discard(sale["id"])  # this process has not seen it
+
+    outcome = await write_batch(ctx, worker.sale, entries)
+    assert sorted(outcome.orders) == sorted(e.request_id for e in entries[1:])
+    assert [(e.request_id, reason) for e, reason in outcome.failed] == [(entries[0].request_id, "undeliverable")]
+    assert await count_orders(ctx, sale["id"]) == 2 and await sold(ctx, sale["id"]) == 2
+    assert sale["id"] in seckill_orders.SALES_WITH_FAILURES
+    # again (a redelivery): the careful way first, still the same two orders
+    again = await write_batch(ctx, worker.sale, entries)
+    assert again.orders == outcome.orders and again.inserted == 0
+    assert await count_orders(ctx, sale["id"]) == 2 and await sold(ctx, sale["id"]) == 2
 
 
 async def test_consumer_killed_before_commit_is_finished_by_the_reclaimer(aiohttp_client, make_app):

@@ -43,6 +43,9 @@ ORDER_ROWS = {n: ", ".join([ORDER_ROW] * n) for n in range(1, SLICE_ROWS + 1)}
 ORDERS_OF_REQUESTS = "SELECT id, request_id, order_number FROM orders WHERE request_id IN ({marks})"
 # -> {any_failed}: 1 when the sale has a recorded failure (ix_seckill_failures_sale), almost never
 ANY_FAILURE = "SELECT EXISTS (SELECT 1 FROM seckill_failures WHERE flash_sale_id = %s) AS any_failed"
+# Sales this process saw with a failure: their batches ask before they insert (a hint only,
+# every batch asks under the lock; failures are never removed)
+SALES_WITH_FAILURES: set[int] = set()
 # -> the recorded failures of these requests
 FAILURES_OF_REQUESTS = "SELECT request_id, reason FROM seckill_failures WHERE request_id IN ({marks})"
 # the sale's sold count and its goods' sales moved by the orders this attempt made (both rows are
@@ -152,30 +155,44 @@ async def write_batch(ctx: Context, sale: dict[str, Any], entries: list[Entry]) 
         # first attempt's orders under other numbers and counts them as earlier, not new
         numbers = dict(zip((e.request_id for e in entries), ctx.order_numbers.next_many(len(entries))))
         # the INSERT is built before the lock (most of a batch's Python work); under the lock go
-        # the locks with the question whether the sale has any failure at all, the orders, the
-        # counts, then COMMIT
+        # BEGIN, the locks, the question whether the sale has any failure at all and (as a rule)
+        # the orders, in one round trip; then the counts with COMMIT in one more
         insert = await insert_of(cur, numbers, set())
-        lock = cur.mogrify(";".join((LOCK_SALE_FOR_ORDERS, LOCK_GOODS_FOR_ORDERS, ANY_FAILURE)),
+        lock = cur.mogrify(";".join((db.BEGIN, LOCK_SALE_FOR_ORDERS, LOCK_GOODS_FOR_ORDERS, ANY_FAILURE)),
                            [sale["id"], sale["goods_id"], sale["id"]])
-        if (await db.run_statements(cur, lock))[2][1][0]["any_failed"]:
-            # rare: a request of the sale was given up; is one of this batch's among them?
+        if insert is not None and sale["id"] not in SALES_WITH_FAILURES:
+            results = await db.run_statements(cur, f"{lock};{insert}")
+            if not results[3][1][0]["any_failed"]:
+                return await finish(cur, numbers, results[4][1])
+            # the sale has a failure (seen under its lock): nothing of this was kept
+            SALES_WITH_FAILURES.add(sale["id"])
+            await cur.execute(db.ROLLBACK)
+        if (await db.run_statements(cur, lock))[3][1][0]["any_failed"]:
+            # a request of the sale was given up; is one of this batch's among them?
             await cur.execute(FAILURES_OF_REQUESTS.format(marks=", ".join(["%s"] * len(entries))),
                               [e.request_id for e in entries])
             failed_before = {r["request_id"] for r in await cur.fetchall()}
             if failed_before:
                 insert = await insert_of(cur, numbers, failed_before)
-        if insert is None:
-            return await _settle(cur, sale, entries, "address_missing")
-        await cur.execute(insert)
-        found = {r["request_id"]: r for r in await cur.fetchall()}
+        rows: list[dict] = []
+        if insert is not None:
+            await cur.execute(insert)
+            rows = list(await cur.fetchall())
+        return await finish(cur, numbers, rows)
+
+    async def finish(cur, numbers: dict[str, str], rows: list[dict]) -> BatchOutcome:
+        """Settle the batch from the rows the INSERT returned, then the counts and COMMIT."""
+        found = {r["request_id"]: r for r in rows}
         # made now: those under this attempt's number (an earlier delivery's order keeps its own)
         made = sum(1 for rid, r in found.items() if r["order_number"] == numbers[rid])
-        if made:
-            await cur.execute(ADD_SOLD, (made, made, sale["id"]))
-        return await _settle(cur, sale, entries, "address_missing", found, made)
+        outcome = await _settle(cur, sale, entries, "address_missing", found, made)
+        counts = [cur.mogrify(ADD_SOLD, (made, made, sale["id"]))] if made else []
+        await db.run_statements(cur, ";".join((*counts, db.COMMIT)))
+        return outcome
 
-    # idempotent by request id: a retry after a lost COMMIT answer makes no second order
-    return await db.run_transaction(ctx.db, work, idempotent=True)
+    # idempotent by request id: a retry after a lost COMMIT answer makes no second order; the
+    # transaction's BEGIN goes with the locks and its COMMIT with the counts
+    return await db.run_transaction(ctx.db, work, idempotent=True, bounds_in_work=True)
 
 
 async def give_up(ctx: Context, sale: dict[str, Any], entries: list[Entry], reason: str) -> BatchOutcome:
