@@ -49,7 +49,7 @@ import time
 from redis.exceptions import NoScriptError, RedisError
 
 from flashsale.context import Context
-from flashsale.errors import Ended, SoldOut, Unauthenticated, Validation
+from flashsale.errors import Ended, Unauthenticated, Validation
 from flashsale.jsonio import utcnow
 from flashsale.metrics import count_admission
 from flashsale.redis_keys import home_shard
@@ -95,6 +95,21 @@ class Admission:
             self.sold_out_until.pop(sale_id, None)
             return False
         return True
+
+    def answer_sold_out(self, sale_id: int) -> bool:
+        """Answer this purchase sold_out without asking Redis? True while the sale's flag holds.
+        Once it has run out, ONE caller is let through to ask (admit() sets the flag again on
+        sold_out, clears it when admitted) while the others are still answered from the flag for
+        another period: the rush after a sell-out costs one Redis call per period, not one per
+        request in flight when the flag runs out."""
+        until = self.sold_out_until.get(sale_id)
+        if until is None:
+            return False
+        now = time.monotonic()
+        if now < until:
+            return True
+        self.sold_out_until[sale_id] = now + SOLD_OUT_TTL_S
+        return False
 
     def clear_sold_out(self, sale_id: int) -> None:
         self.sold_out_until.pop(sale_id, None)
@@ -228,10 +243,7 @@ class Admission:
     async def admit(self, sale_id: int, user_id: int, address_id: int, payment_method: str,
                     buyer: tuple[int, str] | None = None) -> str:
         """Run admit.lua (with buyer (epoch, session id), checking the buyer first); returns the
-        request id when queued, raises the contract's refusal."""
-        if self.is_sold_out(sale_id):
-            count_admission("sold_out")
-            raise SoldOut()
+        request id when queued, raises the contract's refusal. The caller asked answer_sold_out()."""
         if sale_id in self.over:
             count_admission("ended")
             raise Ended()
@@ -252,6 +264,8 @@ class Admission:
         result = ADMIT_RESULTS.get(code, ADMIT_UNKNOWN)
         count_admission(result.reason)
         if code == ADMIT_QUEUED:
+            if self.sold_out_until:  # a unit was there after all: the next buyer asks too
+                self.sold_out_until.pop(sale_id, None)
             return request_id
         if code == ADMIT_SOLD_OUT:
             self.sold_out_until[sale_id] = time.monotonic() + SOLD_OUT_TTL_S

@@ -238,6 +238,31 @@ async def test_sold_out_flag_answers_locally_and_clears_when_stock_returns(clien
     assert status == 202, body
 
 
+async def test_when_the_sold_out_flag_runs_out_one_purchase_asks_redis_and_the_rush_does_not(client, ctx, factory):
+    from flashsale.appkeys import ADMISSION
+
+    sale = await make_sale(ctx, factory, stock=1)
+    people = await buyers(ctx, 21)
+    cookies = [(await session_cookie(client.app, p["id"]))[0] for p in people]
+    assert (await purchase(client, sale["id"], cookies[0], people[0]["address_id"]))[0] == 202
+    assert (await purchase(client, sale["id"], cookies[1], people[1]["address_id"]))[0] == 409  # flag set
+    admission = client.app[ADMISSION]
+    admission.sold_out_until[sale["id"]] = time.monotonic() - 1  # the flag has run out
+    asked_before = int((await _stats(ctx, sale["id"])).get("sold_out", 0))
+    answers = await asyncio.gather(*(purchase(client, sale["id"], cookies[i], people[i]["address_id"])
+                                     for i in range(1, 21)))
+    assert {(status, body["data"]["reason"]) for status, body in answers} == {(409, "sold_out")}
+    assert int((await _stats(ctx, sale["id"]))["sold_out"]) == asked_before + 1  # one asked Redis
+    assert admission.is_sold_out(sale["id"])
+
+    # a unit comes back without its notice reaching this process: the next one to ask gets it
+    await ctx.redis.incr(ctx.keys.sale_stock(sale["id"]))
+    admission.sold_out_until[sale["id"]] = time.monotonic() - 1
+    status, body = await purchase(client, sale["id"], cookies[20], people[20]["address_id"])
+    assert status == 202, body
+    assert not admission.is_sold_out(sale["id"])  # admitted: the flag is gone, the next buyer asks too
+
+
 async def _not_flagged(admission, sale_id):
     return not admission.is_sold_out(sale_id)
 

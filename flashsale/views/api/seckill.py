@@ -88,7 +88,7 @@ async def purchase(request: web.Request) -> web.Response:
         if errors:
             raise Validation(errors)
         admission = request.app[ADMISSION]
-        if admission.is_sold_out(sale_id):
+        if admission.answer_sold_out(sale_id):
             count_admission("sold_out")
             return sold_out_response()
         request_id = await admission.purchase(sale_id, int(session["uid"]), int(session.get("ep", -1)),
