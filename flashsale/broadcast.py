@@ -1,10 +1,12 @@
 """Live sale figures for every socket of a process: one reader per sale, fanned out.
 
 One Broadcast per sale per process reads the sale's figures once per INTERVAL_S (through the
-sale cache, so the pages share that read) and offers the message to each of its feeds. A feed
-keeps only the latest message: a socket that cannot keep up skips stale figures, and never holds
-the others back, since the broadcaster only stores the message and wakes the socket's own task.
-The broadcaster stops when its last feed closes.
+sale cache, so the pages share that read) and offers the message to each of its feeds. The frame
+is made once: a socket whose feed is idle and whose connection takes it at once gets it written
+straight (no task of its own woken, nothing framed again: a push to thousands of sockets costs a
+write each). Otherwise the feed keeps only the latest message for the socket's own task: a socket
+that cannot keep up skips stale figures, and never holds the others back. The broadcaster stops
+when its last feed closes.
 """
 from __future__ import annotations
 
@@ -22,20 +24,40 @@ KEEPALIVE_S = 15.0  # the same figures are sent again this often, so a proxy kee
 
 # sale id -> {remaining, state, server_time} (raises NotFound)
 Reader = Callable[[int], Awaitable[dict]]
+# a socket's way to take a frame at once: True when written, False when it cannot now (closing,
+# or data still waiting in its buffer); then its task sends the message when the socket is ready
+WriteNow = Callable[[bytes], bool]
+
+
+def text_frame(payload: bytes) -> bytes:
+    """A whole WebSocket text frame as a server sends it (FIN, unmasked; RFC 6455 section 5.2)."""
+    size = len(payload)
+    if size < 126:
+        return bytes((0x81, size)) + payload
+    if size < 1 << 16:
+        return bytes((0x81, 126)) + size.to_bytes(2, "big") + payload
+    return bytes((0x81, 127)) + size.to_bytes(8, "big") + payload
 
 
 class Feed:
     """One socket's slot: the latest message not yet sent, and a wake-up."""
 
-    __slots__ = ("latest", "ready", "closed", "dropped")
+    __slots__ = ("latest", "ready", "closed", "dropped", "write_now")
 
-    def __init__(self) -> None:
+    def __init__(self, write_now: WriteNow | None = None) -> None:
         self.latest: str | None = None
         self.ready = asyncio.Event()
         self.closed = False
         self.dropped = 0  # messages replaced before the socket took them
+        self.write_now = write_now
 
-    def offer(self, message: str) -> None:
+    def offer(self, message: str, frame: bytes | None = None) -> None:
+        # straight to the socket only when no older message waits for its task (it would come
+        # after this one); a message the task took is written already (a send writes before it
+        # waits for the socket to drain)
+        if (frame is not None and self.write_now is not None and self.latest is None and not self.closed
+                and self.write_now(frame)):
+            return
         if self.latest is not None:
             self.dropped += 1
         self.latest = message
@@ -67,8 +89,8 @@ class Broadcast:
         self.last: str | None = None
         self.task: asyncio.Task | None = None
 
-    def join(self) -> Feed:
-        feed = Feed()
+    def join(self, write_now: WriteNow | None = None) -> Feed:
+        feed = Feed(write_now)
         self.feeds.add(feed)
         if self.last is not None:
             feed.offer(self.last)  # a new socket gets the current figures at once
@@ -98,9 +120,10 @@ class Broadcast:
             if data is not None:
                 figures = (data["remaining"], data["state"])
                 if figures != last_figures or quiet >= KEEPALIVE_S:
-                    self.last = dumps(data).decode()
+                    payload = dumps(data)
+                    self.last, frame = payload.decode(), text_frame(payload)
                     for feed in self.feeds:
-                        feed.offer(self.last)
+                        feed.offer(self.last, frame)
                     last_figures, quiet = figures, 0.0
             await asyncio.sleep(INTERVAL_S)
             quiet += INTERVAL_S
@@ -113,11 +136,11 @@ class Broadcasts:
         self.read = read
         self.sales: dict[int, Broadcast] = {}
 
-    def join(self, sale_id: int) -> Feed:
+    def join(self, sale_id: int, write_now: WriteNow | None = None) -> Feed:
         broadcast = self.sales.get(sale_id)
         if broadcast is None:
             broadcast = self.sales[sale_id] = Broadcast(sale_id, self.read, self._idle)
-        return broadcast.join()
+        return broadcast.join(write_now)
 
     def leave(self, sale_id: int, feed: Feed) -> None:
         broadcast = self.sales.get(sale_id)

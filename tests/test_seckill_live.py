@@ -83,6 +83,79 @@ async def test_a_slow_socket_never_holds_the_others_back(monkeypatch):
     assert broadcasts.sales == {}
 
 
+@pytest.mark.parametrize("size", [0, 60, 125, 126, 200, 65535, 65536, 70000])
+def test_a_broadcast_frame_is_the_frame_aiohttp_would_send(size):
+    from aiohttp import WSMsgType
+    from aiohttp._websocket.writer import WebSocketWriter
+
+    class Transport:
+        def __init__(self):
+            self.sent = b""
+
+        def write(self, data):
+            self.sent += data
+
+        def is_closing(self):
+            return False
+
+    payload = b"x" * size
+    transport = Transport()
+    writer = WebSocketWriter(None, transport, use_mask=False)
+    writer._write_websocket_frame(payload, WSMsgType.TEXT, 0)
+    assert broadcast.text_frame(payload) == transport.sent
+
+
+async def test_an_idle_socket_gets_the_frame_written_at_once_and_a_busy_one_keeps_the_order():
+    written: list[bytes] = []
+    accepts = True
+
+    def write_now(frame):
+        if accepts:
+            written.append(frame)
+        return accepts
+
+    feed = broadcast.Feed(write_now)
+    feed.offer('{"remaining":5}', broadcast.text_frame(b'{"remaining":5}'))
+    assert written == [broadcast.text_frame(b'{"remaining":5}')] and feed.latest is None  # its task not woken
+    assert not feed.ready.is_set()
+    accepts = False  # the connection still holds unsent data: the socket's task will send it
+    feed.offer('{"remaining":4}', broadcast.text_frame(b'{"remaining":4}'))
+    assert feed.latest == '{"remaining":4}' and feed.ready.is_set()
+    accepts = True  # taken again, but an older message waits for the task: this one must not overtake it
+    feed.offer('{"remaining":3}', broadcast.text_frame(b'{"remaining":3}'))
+    assert len(written) == 1 and feed.latest == '{"remaining":3}' and feed.dropped == 1
+    assert await feed.next() == '{"remaining":3}'
+    feed.offer('{"remaining":2}', broadcast.text_frame(b'{"remaining":2}'))
+    assert written[-1] == broadcast.text_frame(b'{"remaining":2}')
+    feed.close()
+    feed.offer('{"remaining":1}', broadcast.text_frame(b'{"remaining":1}'))  # closed: nothing written
+    assert len(written) == 2
+
+
+async def test_every_socket_sees_the_figures_fall_in_order(aiohttp_client, make_app, monkeypatch):
+    monkeypatch.setattr(broadcast, "INTERVAL_S", 0.05)
+    client = await aiohttp_client(make_app(ws_per_client=100))
+    ctx = client.app[CTX]
+    monkeypatch.setattr(client.app[SALE_CACHE], "max_age_s", 0.0)
+    sale = await make_sale(ctx, Factory(ctx), stock=20)
+    sockets = [await client.ws_connect(f"/api/seckill/{sale['id']}/live") for _ in range(20)]
+    seen = [[] for _ in sockets]
+
+    async def watch(ws, into):
+        while not into or into[-1] > 14:
+            into.append((await ws.receive_json(timeout=5))["remaining"])
+
+    watching = asyncio.gather(*(watch(ws, into) for ws, into in zip(sockets, seen)))
+    for _ in range(6):
+        await ctx.redis.decr(ctx.keys.sale_stock(sale["id"]))
+        await asyncio.sleep(0.15)
+    await asyncio.wait_for(watching, 10)
+    for into in seen:
+        assert into == sorted(into, reverse=True) and into[-1] == 14, into  # never an older figure after a newer one
+    for ws in sockets:
+        await ws.close()
+
+
 @pytest.fixture
 def mysql_calls(ctx, monkeypatch):
     """Connections taken from the app's MySQL pool (every query takes one) by request handlers

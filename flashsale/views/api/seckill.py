@@ -144,7 +144,7 @@ async def _serve_live(request: web.Request, sale_id: int) -> web.WebSocketRespon
     ws = web.WebSocketResponse(heartbeat=30.0, compress=False)
     await ws.prepare(request)
     broadcasts = request.app[BROADCASTS]
-    feed = broadcasts.join(sale_id)
+    feed = broadcasts.join(sale_id, _write_now(ws, request.transport))
     reader = asyncio.create_task(_drain(ws))
     reader.add_done_callback(lambda _task: feed.close())  # the client left: stop waiting
     try:
@@ -160,6 +160,17 @@ async def _serve_live(request: web.Request, sale_id: int) -> web.WebSocketRespon
         reader.cancel()
         await ws.close()
     return ws
+
+
+def _write_now(ws: web.WebSocketResponse, transport: asyncio.Transport | None):
+    """The socket's connection takes a broadcast's frame at once, unless it is closing or still
+    holds unsent data (then the socket's task sends it, waiting for the connection to drain)."""
+    def write(frame: bytes) -> bool:
+        if ws.closed or transport is None or transport.is_closing() or transport.get_write_buffer_size():
+            return False
+        transport.write(frame)
+        return True
+    return write
 
 
 async def _drain(ws: web.WebSocketResponse) -> None:
