@@ -69,6 +69,11 @@ async def publish(ctx, sale_id: int, outcomes: dict[str, str]) -> None:
         await ctx.redis.publish(ctx.keys.outcomes_channel(), publish_message(sale_id, outcomes))
 
 
+def _expire(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 class Outcomes:
     """request id -> futures of the buyers of this process waiting for it."""
 
@@ -95,13 +100,16 @@ class Outcomes:
         outcome = self.recent.get(request_id)
         if outcome is not None or timeout_s <= 0:
             return outcome
-        future = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
         self.waiters.setdefault(request_id, []).append(future)
+        # a timer of its own rather than asyncio.wait_for, which wraps the future in another and
+        # wakes the buyer one turn of the event loop later
+        timer = loop.call_later(timeout_s, _expire, future)
         try:
-            return await asyncio.wait_for(future, timeout_s)
-        except asyncio.TimeoutError:
-            return None
+            return await future
         finally:
+            timer.cancel()
             futures = self.waiters.get(request_id)
             if futures is not None:
                 try:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -166,3 +168,21 @@ async def test_a_batchs_outcomes_are_sent_again_after_a_lost_connection(ctx, mon
         assert (await ctx.redis.xpending(stream, group))["pending"] == 0
     finally:
         await ctx.redis.delete(stream, results_key)
+
+
+async def test_a_waiter_leaves_the_table_whether_answered_timed_out_or_cancelled():
+    table = outcomes.Outcomes()
+    answered = asyncio.create_task(table.wait("r1", 5))
+    timed_out = asyncio.create_task(table.wait("r2", 0.05))
+    gone = asyncio.create_task(table.wait("r3", 5))  # the buyer closed the connection
+    await asyncio.sleep(0.01)
+    assert set(table.waiters) == {"r1", "r2", "r3"}
+    table.resolve({"r1": "success:7"})
+    gone.cancel()
+    assert await answered == "success:7"
+    assert await timed_out is None
+    with pytest.raises(asyncio.CancelledError):
+        await gone
+    assert table.waiters == {}
+    table.resolve({"r3": "failed:ended"})  # a notice for a waiter that left: nothing to wake, no error
+    assert await table.wait("r3", 1) == "failed:ended"  # heard recently: answered at once
