@@ -21,6 +21,13 @@ async def stock_of(ctx, goods_id) -> int:
     return await db.fetch_value(ctx.db, "SELECT stock FROM goods WHERE id = %s", (goods_id,))
 
 
+async def kill_own_connection(ctx, cur) -> None:
+    """The server drops the connection under `cur` (killed from another one)."""
+    await cur.execute("SELECT CONNECTION_ID() AS id")
+    own = (await cur.fetchone())["id"]
+    await db.execute(ctx.db, "KILL CONNECTION %s", (own,))
+
+
 async def test_a_real_deadlock_is_retried_and_both_transactions_commit(ctx, factory):
     a, b = await factory.goods(stock=10), await factory.goods(stock=10)
     holding = {"first": asyncio.Event(), "second": asyncio.Event()}
@@ -56,9 +63,7 @@ async def test_a_connection_lost_before_commit_reruns_the_whole_transaction(ctx,
         attempts += 1
         await cur.execute("UPDATE goods SET stock = stock - 1 WHERE id = %s", (goods_id,))
         if attempts == 1:
-            await cur.execute("SELECT CONNECTION_ID() AS id")
-            own = (await cur.fetchone())["id"]
-            await db.execute(ctx.db, "KILL CONNECTION %s", (own,))  # from another connection
+            await kill_own_connection(ctx, cur)
             await cur.execute("SELECT 1")  # the server is gone for this one: lost before COMMIT
         return attempts
 
@@ -92,9 +97,7 @@ async def test_work_that_sends_its_own_commit_is_rerun_after_a_lost_connection_a
         await db.run_statements(cur, cur.mogrify(f"{db.BEGIN}; UPDATE goods SET stock = 7 WHERE id = %s",
                                                  (goods_id,)))
         if attempts == 1:
-            await cur.execute("SELECT CONNECTION_ID() AS id")
-            own = (await cur.fetchone())["id"]
-            await db.execute(ctx.db, "KILL CONNECTION %s", (own,))
+            await kill_own_connection(ctx, cur)
         await db.run_statements(cur, f"SELECT 1; {db.COMMIT}")
         return attempts
 
