@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 
 from flashsale import db
 from flashsale.appkeys import CTX, ENGINE
@@ -208,6 +209,26 @@ async def test_address_deleted_after_the_batch_read_it_fails_that_entry_alone(cl
     assert await sold(ctx, sale["id"]) == 2
     assert await remaining(ctx, sale["id"]) == 3  # 5 - 3 admitted + 1 given back
     assert (await ctx.redis.xpending(ctx.keys.sale_stream(sale["id"]), GROUP))["pending"] == 0
+
+
+async def test_an_address_of_someone_else_makes_no_order(client, ctx):
+    """A request naming an address that is not the buyer's (admitted from a stale cache) fails."""
+    sale = await make_sale(ctx, Factory(ctx), stock=5)
+    people = await buyers(ctx, 2)
+    engine = client.app[ENGINE]
+    await engine.stop()
+    await _admit(client, sale["id"], people)
+    worker = await _worker(client, sale["id"])
+    entries = await _read_as(ctx, sale["id"], "this-test")
+    other = next(e for e in entries if e.user_id == people[1]["id"])
+    forged = dataclasses.replace(other, address_id=people[0]["address_id"])
+    await worker.process([e for e in entries if e is not other] + [forged], None)
+    assert await _orders_of(ctx, sale["id"], people[0]["id"]) == 1
+    assert await _orders_of(ctx, sale["id"], people[1]["id"]) == 0
+    reason = await db.fetch_value(ctx.db, "SELECT reason FROM seckill_failures WHERE user_id = %s",
+                                  (people[1]["id"],))
+    assert reason == "address_missing"
+    assert await sold(ctx, sale["id"]) == 1
 
 
 async def _dead_letters(ctx, sale_id):
