@@ -55,6 +55,8 @@ FIGURES = [
     ("watchers.server_cpu_us_per_socket_second", "watcher CPU us/socket-s", -1),
     ("watchers.mysql_questions_per_s_unwatched", "MySQL q/s without watchers", -1),
     ("watchers.mysql_questions_per_s_watched", "MySQL q/s with watchers", -1),
+    ("watchers.mysql_questions_per_s_unwatched_median", "MySQL q/s without watchers (median s)", -1),
+    ("watchers.mysql_questions_per_s_watched_median", "MySQL q/s with watchers (median s)", -1),
     ("watchers.mysql_questions_per_s_sale", "MySQL q/s during the sale", -1),
     ("phases.drain.orders_per_s_with_backlog", "drain orders/s (backlog)", 1),
     ("phases.drain.orders_per_s_peak_1s", "drain orders/s (best 1 s)", 1),

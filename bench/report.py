@@ -244,6 +244,9 @@ def watcher_figures(run: dict, timeline: list[dict], mysql_rows: list[tuple], sa
     q_watched = (watched.get("mysql") or {}).get("questions_per_s")
     figures["mysql_questions_per_s_unwatched"] = q_quiet
     figures["mysql_questions_per_s_watched"] = q_watched
+    # the figure to compare: whole seconds' median, which a periodic background burst does not move
+    figures["mysql_questions_per_s_unwatched_median"] = (quiet.get("mysql") or {}).get("questions_per_s_median")
+    figures["mysql_questions_per_s_watched_median"] = (watched.get("mysql") or {}).get("questions_per_s_median")
     if sale_window:
         during = mysql_rate(mysql_rows, *sale_window, cover=True)
         figures["mysql_questions_per_s_sale"] = (during or {}).get("questions_per_s")
@@ -636,7 +639,9 @@ def table(summary: dict) -> str:
                      f"{client.get('closed_early', '-')} closed early), server CPU "
                      f"{_f(w.get('server_cpu_us_per_socket_second'))} us per socket-second; MySQL questions/s "
                      f"without {_f(w.get('mysql_questions_per_s_unwatched'))}, with "
-                     f"{_f(w.get('mysql_questions_per_s_watched'))}, during the sale "
+                     f"{_f(w.get('mysql_questions_per_s_watched'))} (median second: without "
+                     f"{_f(w.get('mysql_questions_per_s_unwatched_median'))}, with "
+                     f"{_f(w.get('mysql_questions_per_s_watched_median'))}), during the sale "
                      f"{_f(w.get('mysql_questions_per_s_sale'))}")
     if d and d.get("bare_insert"):
         b = d["bare_insert"]

@@ -322,4 +322,24 @@ def mysql_rate(rows: list[tuple[float, int, int]], start: float, end: float, *, 
     own = len(inside) - 1
     seconds = t1 - t0
     return {"questions_per_s": round(max(0, q1 - q0 - own) / seconds, 1),
-            "queries_per_s": round(max(0, u1 - u0 - own) / seconds, 1), "seconds": round(seconds, 2)}
+            "queries_per_s": round(max(0, u1 - u0 - own) / seconds, 1), "seconds": round(seconds, 2),
+            "questions_per_s_median": _median_per_second(inside)}
+
+
+def _median_per_second(samples: list[tuple[float, int, int]]) -> float | None:
+    """The median of the window's whole seconds' statement rates (less the sampler's own): a
+    background loop's burst (the pay-window sweep, every 4-6 s) moves one second of a window, not
+    its median, while anything that asks every second moves every second."""
+    spacing = (samples[-1][0] - samples[0][0]) / (len(samples) - 1)
+    # a window of less than a second is one span
+    step = min(max(1, round(1.0 / spacing)) if spacing > 0 else 1, len(samples) - 1)
+    rates = []
+    for i in range(0, len(samples) - step, step):  # whole spans; a short last one is left out
+        (ta, qa, _), (tb, qb, _) = samples[i], samples[i + step]
+        if tb > ta:
+            rates.append(max(0, qb - qa - step) / (tb - ta))
+    if not rates:
+        return None
+    rates.sort()
+    mid = len(rates) // 2
+    return round(rates[mid] if len(rates) % 2 else (rates[mid - 1] + rates[mid]) / 2, 1)

@@ -127,6 +127,8 @@ def test_tiny_bench_writes_its_report_and_its_verdict_catches_an_oversold_sale(b
     assert watchers["client"]["closed_early"] == 0 and watchers["client"]["messages"] >= WATCHERS
     assert watchers["mysql_questions_per_s_unwatched"] is not None
     assert watchers["mysql_questions_per_s_watched"] is not None and watchers["mysql_questions_per_s_sale"] is not None
+    assert watchers["mysql_questions_per_s_unwatched_median"] is not None
+    assert watchers["mysql_questions_per_s_watched_median"] is not None
     # the drain against a bare INSERT of as many rows, and the spread of the per-second ratios
     drain = summary["phases"]["drain"]
     assert drain["bare_insert"]["rows"] == STOCK and drain["bare_insert"]["rows_per_s"] > 0
@@ -324,3 +326,22 @@ def test_on_a_cluster_keys_are_cleared_on_every_master_and_the_sampler_sums_the_
     finally:
         redis.delete(f"keep:{RUN_ID}:{{x}}")
         redis.close()
+
+
+def test_a_background_burst_moves_the_mean_of_a_window_but_not_its_median_second():
+    from bench.sampler import mysql_rate
+
+    def window(extra_at: dict[int, int]):
+        """Samples every 0.5 s for 5 s: the sampler's own statement each, plus `extra_at` ones."""
+        rows, questions = [], 0
+        for i in range(11):
+            questions += 1 + extra_at.get(i, 0)
+            rows.append((100 + i * 0.5, questions, questions))
+        return rows
+
+    quiet = mysql_rate(window({}), 100, 105)
+    burst = mysql_rate(window({5: 6}), 100, 105)  # the pay-window sweep: six statements at once
+    every_second = mysql_rate(window({i: 1 for i in range(2, 11, 2)}), 100, 105)  # one per second
+    assert burst["questions_per_s"] > quiet["questions_per_s"] == 0
+    assert burst["questions_per_s_median"] == quiet["questions_per_s_median"] == 0
+    assert every_second["questions_per_s_median"] == 1.0
